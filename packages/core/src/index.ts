@@ -1,0 +1,50 @@
+/**
+ * @oncely/core: the framework-free idempotency engine. Adapters, stores and the gateway build on it;
+ * it depends on nothing but Node's own modules.
+ */
+export { CACHE_PRESETS, type CachePolicy, type CachePreset } from './cache-policy.ts';
+export { canonicalJson } from './canonical-json.ts';
+export {
+  ERROR_CODES,
+  isOncelyError,
+  OncelyError,
+  type OncelyErrorCode,
+  type OncelyErrorOptions,
+  type Problem,
+  problemType,
+} from './errors.ts';
+export type { OncelyEvent, OncelyEventType, StoreOperation } from './events.ts';
+export { canonicalQuery, type FingerprintInput, fingerprint } from './fingerprint.ts';
+export {
+  isValidKey,
+  type KeyParseResult,
+  MAX_KEY_LENGTH,
+  type ParseKeyOptions,
+  parseIdempotencyKey,
+} from './key.ts';
+export { type MemoryStoreOptions, memoryStore } from './memory-store.ts';
+export {
+  type BeginInput,
+  type CommitOutcome,
+  createOncely,
+  type Decision,
+  type ExecuteDecision,
+  type Oncely,
+  type RejectDecision,
+  type ReplayDecision,
+} from './oncely.ts';
+export { DEFAULTS, type OncelyOptions } from './options.ts';
+export { recordId } from './record-id.ts';
+export type {
+  AcquireInput,
+  AcquireResult,
+  CompleteInput,
+  ExtendInput,
+  GetInput,
+  IdempotencyRecord,
+  RecordState,
+  ReleaseInput,
+  Store,
+  StoredResponse,
+} from './store.ts';
+export { DAY, HOUR, MINUTE, SECOND } from './time.ts';
