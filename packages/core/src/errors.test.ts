@@ -19,7 +19,7 @@ const ALL = {
 
 describe('error codes', () => {
   it('docs/errors.md has exactly the code table of the code', () => {
-    const rows = [...docs.matchAll(/^\| (ERR_ONCELY_[A-Z_]+) \| (\d+) \| (.+?) \|$/gm)].map(
+    const rows = [...docs.matchAll(/^\|\s*(ERR_ONCELY_[A-Z_]+)\s*\|\s*(\d+)\s*\|\s*(.+?)\s*\|$/gm)].map(
       ([, code, status, title]) => ({
         code,
         status: Number(status),

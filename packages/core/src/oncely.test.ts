@@ -30,12 +30,12 @@ function expectReject(decision: Decision, code: string): OncelyError {
 
 /** A store that counts calls and lets a test make any step fail (fault injection, the only mock allowed). */
 function instrumented(inner: Store = memoryStore({ sweepIntervalMs: 0 })) {
-  const calls: Record<string, number> = { acquire: 0, complete: 0, extend: 0, release: 0, get: 0 };
+  const calls = { acquire: 0, complete: 0, extend: 0, release: 0, get: 0 };
   const faults: Partial<Record<'acquire' | 'complete' | 'extend' | 'release', () => unknown>> = {};
   const wrap =
     <K extends 'acquire' | 'complete' | 'extend' | 'release' | 'get'>(name: K) =>
     async (input: never) => {
-      calls[name] = (calls[name] ?? 0) + 1;
+      calls[name] += 1;
       const fault = (faults as Record<string, (() => unknown) | undefined>)[name];
       if (fault) {
         const outcome = fault();
