@@ -16,6 +16,19 @@ export {
 export type { OncelyEvent, OncelyEventType, StoreOperation } from './events.ts';
 export { canonicalQuery, type FingerprintInput, fingerprint } from './fingerprint.ts';
 export {
+  HTTP_DEFAULTS,
+  type HttpDecision,
+  type HttpIdempotency,
+  type HttpIdempotencyOptions,
+  type HttpRequestInfo,
+  type HttpResponse,
+  type HttpRouteOptions,
+  httpIdempotency,
+  problemResponse,
+  replayResponse,
+  storableResponse,
+} from './http.ts';
+export {
   isValidKey,
   type KeyParseResult,
   MAX_KEY_LENGTH,

@@ -1,0 +1,213 @@
+/**
+ * The HTTP semantics of Oncely, framework-free (DESIGN §3). An adapter maps its request in, calls
+ * `handle`, and maps the decision out: it holds no status logic, no key parsing, no fingerprinting.
+ */
+
+import { OncelyError } from './errors.ts';
+import { fingerprint as defaultFingerprint, type FingerprintInput } from './fingerprint.ts';
+import { parseIdempotencyKey } from './key.ts';
+import type { CommitOutcome, Oncely } from './oncely.ts';
+import { createOncely } from './oncely.ts';
+import type { OncelyOptions } from './options.ts';
+import type { StoredResponse } from './store.ts';
+
+/** A response as an adapter sends it: status, header pairs (lower-case names), body bytes. */
+export type HttpResponse = StoredResponse;
+
+/** Options shared by every adapter and the gateway: the engine's options plus the HTTP ones. */
+export interface HttpIdempotencyOptions extends OncelyOptions {
+  /** Methods that are recorded; others pass through untouched. @default ['POST', 'PATCH'] */
+  methods?: readonly string[];
+  /** A covered request without a key is refused with 400 instead of passing through unrecorded. @default false */
+  required?: boolean;
+  /** Accept only the RFC 9651 sf-string form (`"abc"`), not bare tokens. @default false */
+  strictHeader?: boolean;
+  /** Replace the default fingerprint (method, path, sorted query, canonical body). @default fingerprint */
+  fingerprint?: (input: FingerprintInput) => string;
+}
+
+/** The HTTP defaults; the engine's are in `DEFAULTS`. */
+export const HTTP_DEFAULTS = Object.freeze({
+  methods: Object.freeze(['POST', 'PATCH']) as readonly string[],
+  required: false,
+  strictHeader: false,
+  fingerprint: defaultFingerprint,
+});
+
+/** What an adapter knows about a request. `body` is read only when the request is recorded. */
+export interface HttpRequestInfo {
+  method: string;
+  /** The path as received, without the query string. */
+  path: string;
+  /** Raw query string, with or without `?`. */
+  query?: string | null;
+  /** Every `Idempotency-Key` header line (an array when the server keeps lines apart), or undefined. */
+  keyHeader: string | readonly string[] | null | undefined;
+  contentType?: string | null;
+  /** Tenant of the request (API key id, account). Without it all clients share one key space. */
+  scope?: string | null;
+  /** The raw body bytes, or a function that reads them: called only for recorded requests. */
+  body?:
+    | Uint8Array
+    | string
+    | null
+    | (() => Uint8Array | string | null | Promise<Uint8Array | string | null>);
+}
+
+/** Per-request overrides of the HTTP options (e.g. `required` on one route). */
+export interface HttpRouteOptions {
+  required?: boolean;
+}
+
+export type HttpDecision =
+  /** Not recorded (method not covered, or no key where none is required): run the handler as usual. */
+  | { kind: 'pass' }
+  /** Send this response without running the handler: a replay (`replayed: true`) or a problem. */
+  | { kind: 'respond'; replayed: boolean; response: HttpResponse }
+  /** Run the handler; then `commit` its response before sending it, or `abort` if it threw. */
+  | {
+      kind: 'execute';
+      signal: AbortSignal;
+      commit(response: HttpResponse): Promise<CommitOutcome>;
+      abort(reason?: unknown): Promise<void>;
+    };
+
+/** The HTTP layer returned by `httpIdempotency`. */
+export interface HttpIdempotency {
+  /** Decide what to do with a request. Never throws for client errors: those become `respond` decisions. */
+  handle(request: HttpRequestInfo, route?: HttpRouteOptions): Promise<HttpDecision>;
+  /** True when requests with this method are recorded. */
+  covers(method: string): boolean;
+  /** The engine underneath. */
+  readonly oncely: Oncely;
+}
+
+const HTTP_KEYS = ['methods', 'required', 'strictHeader', 'fingerprint'] as const;
+
+/**
+ * Build the HTTP layer that every adapter and the gateway share.
+ * @example
+ * const http = httpIdempotency({ store: memoryStore(), required: true });
+ * const decision = await http.handle({ method: 'POST', path: '/payments', keyHeader, body: bytes });
+ */
+export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotency {
+  const engineOptions: Record<string, unknown> = { ...options };
+  for (const key of HTTP_KEYS) delete engineOptions[key];
+  const oncely = createOncely(engineOptions as unknown as OncelyOptions);
+  const methods = new Set((options.methods ?? HTTP_DEFAULTS.methods).map((m) => m.toUpperCase()));
+  if (methods.size === 0)
+    throw new OncelyError('ERR_ONCELY_INVALID_OPTION', 'methods must name at least one method');
+  const required = options.required ?? HTTP_DEFAULTS.required;
+  const strict = options.strictHeader ?? HTTP_DEFAULTS.strictHeader;
+  const fingerprintOf = options.fingerprint ?? HTTP_DEFAULTS.fingerprint;
+  if (typeof fingerprintOf !== 'function')
+    throw new OncelyError('ERR_ONCELY_INVALID_OPTION', 'fingerprint must be a function');
+
+  const covers = (method: string): boolean => methods.has(method.toUpperCase());
+
+  async function handle(request: HttpRequestInfo, route: HttpRouteOptions = {}): Promise<HttpDecision> {
+    if (!covers(request.method)) return { kind: 'pass' };
+    const parsed = parseIdempotencyKey(request.keyHeader, { strict });
+    if (!parsed.ok) {
+      if (parsed.reason === 'missing') {
+        if (!(route.required ?? required)) return { kind: 'pass' };
+        return problem(
+          new OncelyError('ERR_ONCELY_KEY_MISSING', 'This request requires an Idempotency-Key header.'),
+        );
+      }
+      return problem(new OncelyError('ERR_ONCELY_KEY_INVALID', parsed.detail));
+    }
+    const body = typeof request.body === 'function' ? await request.body() : request.body;
+    const decision = await oncely.begin({
+      scope: request.scope ?? '',
+      key: parsed.key,
+      fingerprint: fingerprintOf({
+        method: request.method,
+        path: request.path,
+        query: request.query ?? '',
+        body: body ?? null,
+        contentType: request.contentType ?? null,
+      }),
+    });
+    switch (decision.kind) {
+      case 'reject':
+        return problem(decision.error);
+      case 'replay':
+        return { kind: 'respond', replayed: true, response: replayResponse(decision.response) };
+      case 'execute':
+        return {
+          kind: 'execute',
+          signal: decision.signal,
+          commit: (response) => decision.commit(storableResponse(response)),
+          abort: (reason) => decision.abort(reason),
+        };
+    }
+  }
+
+  return { handle, covers, oncely };
+}
+
+function problem(error: OncelyError): HttpDecision {
+  return { kind: 'respond', replayed: false, response: problemResponse(error) };
+}
+
+/**
+ * The RFC 9457 `application/problem+json` response for an error, with `Retry-After` where it applies.
+ * @example
+ * const { status, headers, body } = problemResponse(new OncelyError('ERR_ONCELY_KEY_MISSING', '...'));
+ */
+export function problemResponse(error: OncelyError): HttpResponse {
+  const headers: Array<[string, string]> = [
+    ['content-type', 'application/problem+json'],
+    ['cache-control', 'no-store'],
+  ];
+  if (error.retryAfter !== undefined) headers.push(['retry-after', String(error.retryAfter)]);
+  return { status: error.status, headers, body: new TextEncoder().encode(JSON.stringify(error.toProblem())) };
+}
+
+/**
+ * Headers never stored or replayed: hop-by-hop fields (RFC 9110 §7.6.1), framing that the replaying
+ * server recomputes (`content-length`), per-response values (`date`), and `set-cookie`, which would
+ * hand one response's session to whoever retries with the key.
+ */
+const UNSTORED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'date',
+  'set-cookie',
+  'idempotent-replayed',
+]);
+
+/** The part of a response that is kept: lower-case header names, minus the ones never replayed. */
+export function storableResponse(response: HttpResponse): StoredResponse {
+  const connectionTokens = new Set<string>();
+  for (const [name, value] of response.headers) {
+    if (name.toLowerCase() === 'connection') {
+      for (const token of value.split(',')) connectionTokens.add(token.trim().toLowerCase());
+    }
+  }
+  const headers: Array<[string, string]> = [];
+  for (const [name, value] of response.headers) {
+    const lower = name.toLowerCase();
+    if (UNSTORED.has(lower) || connectionTokens.has(lower)) continue;
+    headers.push([lower, value]);
+  }
+  return { status: response.status, headers, body: response.body };
+}
+
+/** A stored response as replayed: the same status, headers and bytes, plus `Idempotent-Replayed: true`. */
+export function replayResponse(stored: StoredResponse): HttpResponse {
+  return {
+    status: stored.status,
+    headers: [...stored.headers, ['idempotent-replayed', 'true']],
+    body: stored.body,
+  };
+}
