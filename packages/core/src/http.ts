@@ -67,6 +67,10 @@ export type HttpDecision =
   /** Run the handler; then `commit` its response before sending it, or `abort` if it threw. */
   | {
       kind: 'execute';
+      /** The parsed key (`"abc"` and `abc` both give `abc`): derive downstream keys from this, not the raw header. */
+      key: string;
+      /** The record id (sha256 of scope and key): safe to log. */
+      keyHash: string;
       signal: AbortSignal;
       commit(response: HttpResponse): Promise<CommitOutcome>;
       abort(reason?: unknown): Promise<void>;
@@ -137,6 +141,8 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
       case 'execute':
         return {
           kind: 'execute',
+          key: parsed.key,
+          keyHash: decision.keyHash,
           signal: decision.signal,
           commit: (response) => decision.commit(storableResponse(response)),
           abort: (reason) => decision.abort(reason),

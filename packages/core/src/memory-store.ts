@@ -35,7 +35,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
           for (const [id, record] of records) if (record.expiresAt <= now) records.delete(id);
         }, sweepIntervalMs)
       : undefined;
-  timer?.unref();
+  // Deno and Workers return a number from setInterval; only Node's timers can be unref'd.
+  (timer as { unref?: () => void } | undefined)?.unref?.();
 
   const live = (id: string, now: number): IdempotencyRecord | undefined => {
     const record = records.get(id);

@@ -8,7 +8,7 @@ export function recordId(scope: string, key: string): string {
   const hash = createHash('sha256');
   hash.update('oncely-id-v1');
   for (const part of [scope, key]) {
-    const bytes = Buffer.from(part, 'utf8');
+    const bytes = new TextEncoder().encode(part);
     hash.update(`\n${bytes.length}:`);
     hash.update(bytes);
   }
