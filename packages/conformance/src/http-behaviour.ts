@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type HttpIdempotencyOptions, recordId, type Store } from '@oncely/core';
@@ -100,9 +100,16 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       await suite.cleanup?.();
     });
 
-    async function server(options: Partial<HttpIdempotencyOptions> = {}) {
+    /**
+     * Start a server on a fresh store. `wrapStore` may put a test double around the store (e.g. a slow
+     * `complete`); the wrapper is what the adapter gets, and its `close` must close the store.
+     */
+    async function server(
+      options: Partial<HttpIdempotencyOptions> = {},
+      wrapStore: (store: Store) => Store = (store) => store,
+    ) {
       const app = new TestApp();
-      const store = await suite.store();
+      const store = wrapStore(await suite.store());
       const running = await suite.start({ options: { store, ...options }, app });
       servers.push(async () => {
         await running.close();
@@ -185,7 +192,9 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
     });
 
     it('persists the response before the client sees it: an immediate retry always replays', async () => {
-      const { app, send } = await server();
+      // A store whose `complete` takes 50 ms: an adapter that sends the response before the commit has
+      // landed lets the retry below find the key still in progress (409) instead of a replay.
+      const { app, send } = await server({}, (store) => slowComplete(store, 50));
       for (let i = 0; i < 20; i++) {
         const key = newKey();
         assert.equal((await send('/payments', { key })).status, 201);
@@ -313,6 +322,22 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       assert.equal(app.count('status'), 3);
     });
 
+    it('a thrown error releases the key under every cache policy; a returned 500 is kept under stripe', async () => {
+      const { app, send } = await server({ cache: 'stripe' });
+      const throwing = newKey();
+      assert.equal((await send('/throw', { key: throwing })).status, 500);
+      const again = await send('/throw', { key: throwing });
+      assert.equal(again.status, 500);
+      assert.equal(again.headers.get('idempotent-replayed'), null);
+      assert.equal(app.count('throw'), 2, 'a thrown error is no response to keep, even under stripe');
+      const returned = newKey();
+      assert.equal((await send('/status/500', { key: returned })).status, 500);
+      const replay = await send('/status/500', { key: returned });
+      assert.equal(replay.status, 500);
+      assert.equal(replay.headers.get('idempotent-replayed'), 'true', 'stripe keeps a returned 500');
+      assert.equal(app.count('status'), 1);
+    });
+
     it('keeps 4xx per the cache policy: released by default, kept by final-errors except the retryable ones', async () => {
       const plain = await server();
       const key = newKey();
@@ -395,6 +420,22 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       );
     });
 
+    it('keeps the key when the client disconnects mid-handler: the retry replays', async () => {
+      const { app, send, url } = await server();
+      const key = newKey();
+      const socket = rawOpen(url, '/slow?ms=300', [`Idempotency-Key: ${key}`], '{"amount":100}');
+      await sleep(100);
+      socket.destroy(); // the client gives up while the handler is still running
+      await sleep(20);
+      expectProblem(await send('/slow?ms=300', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      await sleep(350);
+      const retry = await send('/slow?ms=300', { key });
+      assert.equal(retry.status, 201, `${retry.status}: ${retry.text}`);
+      assert.equal(retry.headers.get('idempotent-replayed'), 'true', 'the finished handler was kept');
+      assert.deepEqual(retry.json(), { n: 1, aborted: false });
+      assert.equal(app.count('slow'), 1, 'a disconnect is no reason to run the handler again');
+    });
+
     it('passes GET through untouched, key or not', async () => {
       const { app, send } = await server();
       const key = newKey();
@@ -449,6 +490,41 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       assert.deepEqual(app.signals, [true, false]);
     });
   });
+}
+
+/**
+ * `store` with `complete` delayed by `ms` before it delegates; every other member is the store's own
+ * (methods bound, so stores with private fields keep working).
+ */
+function slowComplete(store: Store, ms: number): Store {
+  return {
+    name: store.name,
+    acquire: store.acquire.bind(store),
+    complete: async (input) => {
+      await sleep(ms);
+      return store.complete(input);
+    },
+    extend: store.extend.bind(store),
+    release: store.release.bind(store),
+    get: store.get.bind(store),
+    close: store.close.bind(store),
+  };
+}
+
+/** Send one HTTP/1.1 POST over a raw socket and leave the socket open, for the caller to destroy. */
+function rawOpen(base: string, path: string, headerLines: string[], body: string): Socket {
+  const url = new URL(base);
+  const socket = connect(Number(url.port), url.hostname);
+  socket.on('error', () => {}); // a reset after destroy() is expected
+  const head = [
+    `POST ${path} HTTP/1.1`,
+    `Host: ${url.host}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...headerLines,
+  ].join('\r\n');
+  socket.write(Buffer.concat([Buffer.from(`${head}\r\n\r\n`, 'latin1'), Buffer.from(body)]));
+  return socket;
 }
 
 /** One HTTP/1.1 request over a raw socket, for header lines fetch cannot send. */

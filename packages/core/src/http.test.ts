@@ -9,6 +9,7 @@ import {
   storableResponse,
 } from './http.ts';
 import { memoryStore } from './memory-store.ts';
+import type { Store } from './store.ts';
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 const post = (extra: Record<string, unknown> = {}) => ({
@@ -113,6 +114,53 @@ describe('httpIdempotency', () => {
     assert.ok(a.kind === 'execute');
     await a.commit({ status: 200, headers: [], body: new Uint8Array() });
     assert.equal((await http.handle(post({ scope: 'b' }))).kind, 'execute');
+  });
+
+  it('says a normal execution is recorded and not a takeover', async () => {
+    const http = httpIdempotency({ store: memoryStore() });
+    const decision = await http.handle(post());
+    assert.ok(decision.kind === 'execute');
+    assert.equal(decision.recorded, true);
+    assert.equal(decision.takeover, false);
+    await decision.abort();
+  });
+
+  it('says recorded: false when the store is down and failOpen lets the handler run', async () => {
+    const inner = memoryStore();
+    const down: Store = {
+      name: inner.name,
+      acquire: async () => {
+        throw new Error('store down');
+      },
+      complete: inner.complete.bind(inner),
+      extend: inner.extend.bind(inner),
+      release: inner.release.bind(inner),
+      get: inner.get.bind(inner),
+      close: inner.close.bind(inner),
+    };
+    const open = await httpIdempotency({ store: down, failOpen: true }).handle(post());
+    assert.ok(open.kind === 'execute');
+    assert.equal(open.recorded, false);
+    assert.equal(open.takeover, false);
+    assert.equal(await open.commit({ status: 201, headers: [], body: new Uint8Array() }), 'unrecorded');
+    const closed = respond(await httpIdempotency({ store: down }).handle(post()));
+    assert.equal(closed.response.status, 503, 'without failOpen the store outage is a 503');
+    await inner.close();
+  });
+
+  it('says takeover: true when the earlier owner let its lease lapse (injected clock)', async () => {
+    let now = 1_000_000;
+    const http = httpIdempotency({ store: memoryStore(), clock: () => now, leaseMs: 1000 });
+    const first = await http.handle(post());
+    assert.ok(first.kind === 'execute');
+    assert.equal(first.takeover, false);
+    now += 1001; // the first owner never renewed or finished: its lease has lapsed
+    const second = await http.handle(post());
+    assert.ok(second.kind === 'execute');
+    assert.equal(second.takeover, true);
+    assert.equal(second.recorded, true);
+    assert.equal(await second.commit({ status: 201, headers: [], body: new Uint8Array() }), 'stored');
+    assert.equal(await first.commit({ status: 201, headers: [], body: new Uint8Array() }), 'lease_lost');
   });
 
   it('rejects an unknown option at construction', () => {

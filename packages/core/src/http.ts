@@ -71,6 +71,10 @@ export type HttpDecision =
       key: string;
       /** The record id (sha256 of scope and key): safe to log. */
       keyHash: string;
+      /** False only when the store was down and `failOpen` let the handler run unprotected. */
+      recorded: boolean;
+      /** True when the key was taken over from an earlier attempt whose lease lapsed (it likely crashed). */
+      takeover: boolean;
       signal: AbortSignal;
       commit(response: HttpResponse): Promise<CommitOutcome>;
       abort(reason?: unknown): Promise<void>;
@@ -143,6 +147,8 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
           kind: 'execute',
           key: parsed.key,
           keyHash: decision.keyHash,
+          recorded: decision.recorded,
+          takeover: decision.takeover,
           signal: decision.signal,
           commit: (response) => decision.commit(storableResponse(response)),
           abort: (reason) => decision.abort(reason),
