@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeHttpBehaviour } from '@oncely/conformance';
-import { isOncelyError, memoryStore } from '@oncely/core';
+import { isOncelyError, memoryStore, recordId } from '@oncely/core';
 import { sqliteStore } from '@oncely/sqlite';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type FastifyIdempotencyOptions, idempotency } from './index.ts';
@@ -173,18 +173,27 @@ describe('@oncely/fastify', () => {
   });
 
   describe('request.idempotency', () => {
-    it('holds the signal on a recorded request and is null otherwise', async () => {
+    it('holds the signal and the parsed key on a recorded request and is null otherwise', async () => {
       const { send } = await start((app) => {
         app.post('/seen', async (request) => ({
           recorded: request.idempotency !== null,
           signal: request.idempotency?.signal instanceof AbortSignal,
+          key: request.idempotency?.key ?? null,
+          keyHash: request.idempotency?.keyHash ?? null,
         }));
       });
       assert.deepEqual(JSON.parse((await send('/seen', { key: null })).text), {
         recorded: false,
         signal: false,
+        key: null,
+        keyHash: null,
       });
-      assert.deepEqual(JSON.parse((await send('/seen')).text), { recorded: true, signal: true });
+      assert.deepEqual(JSON.parse((await send('/seen', { key: '"key-1"' })).text), {
+        recorded: true,
+        signal: true,
+        key: 'key-1',
+        keyHash: recordId('', 'key-1'),
+      });
     });
   });
 

@@ -38,6 +38,10 @@ export interface FastifyIdempotencyRouteConfig {
 export interface FastifyIdempotencyContext {
   /** Aborts with `ERR_ONCELY_LEASE_LOST` if the key's lease can no longer be renewed: stop the work. */
   readonly signal: AbortSignal;
+  /** The parsed key (`"abc"` and `abc` are one key): derive keys for downstream calls from this. */
+  readonly key: string;
+  /** sha256 of scope and key: safe to log. */
+  readonly keyHash: string;
 }
 
 declare module 'fastify' {
@@ -152,7 +156,7 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
     }
     const execution: Execution = { decision, settled: false, failed: undefined };
     states.set(request, { ...state, execution });
-    request.idempotency = { signal: decision.signal };
+    request.idempotency = { signal: decision.signal, key: decision.key, keyHash: decision.keyHash };
     // A reply that never passes onSend (hijacked, or written by Fastify's last-resort error handler)
     // cannot be captured: free the key once it is out. A client that merely went away is no reason
     // to free it: the handler still runs, and its response is committed for the client's retry.

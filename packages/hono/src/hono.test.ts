@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { describeHttpBehaviour } from '@oncely/conformance';
-import { isOncelyError, memoryStore, type Store } from '@oncely/core';
+import { isOncelyError, memoryStore, recordId, type Store } from '@oncely/core';
 import { sqliteStore } from '@oncely/sqlite';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
@@ -134,15 +134,30 @@ describe('@oncely/hono', () => {
     await store.close();
   });
 
-  it('gives the handler the signal only for recorded requests', async () => {
+  it('gives the handler the signal and the parsed key only for recorded requests', async () => {
     const store = memoryStore({ sweepIntervalMs: 0 });
     const app = new Hono<{ Variables: IdempotencyVariables }>();
     app.post('/x', idempotency({ store }), (c) => {
-      const signal = c.get('idempotency')?.signal;
-      return c.json({ recorded: signal instanceof AbortSignal, aborted: signal?.aborted ?? null });
+      const context = c.get('idempotency');
+      return c.json({
+        recorded: context?.signal instanceof AbortSignal,
+        aborted: context?.signal.aborted ?? null,
+        key: context?.key ?? null,
+        keyHash: context?.keyHash ?? null,
+      });
     });
-    assert.deepEqual(await (await post(app, '/x', 'k')).json(), { recorded: true, aborted: false });
-    assert.deepEqual(await (await post(app, '/x', null)).json(), { recorded: false, aborted: null });
+    assert.deepEqual(await (await post(app, '/x', '"k"')).json(), {
+      recorded: true,
+      aborted: false,
+      key: 'k',
+      keyHash: recordId('', 'k'),
+    });
+    assert.deepEqual(await (await post(app, '/x', null)).json(), {
+      recorded: false,
+      aborted: null,
+      key: null,
+      keyHash: null,
+    });
     await store.close();
   });
 

@@ -20,6 +20,10 @@ export type HonoIdempotencyOptions = HttpIdempotencyOptions & {
 export interface IdempotencyVariable {
   /** Aborts when the lease on the key is lost (another request took it over): stop the work. */
   signal: AbortSignal;
+  /** The parsed key (`"abc"` and `abc` are one key): derive keys for downstream calls from this. */
+  key: string;
+  /** sha256 of scope and key: safe to log. */
+  keyHash: string;
 }
 
 /** The variables the middleware sets, for `new Hono<{ Variables: IdempotencyVariables }>()`. */
@@ -67,7 +71,7 @@ export function idempotency(options: HonoIdempotencyOptions): MiddlewareHandler 
     if (decision.kind === 'pass') return next();
     if (decision.kind === 'respond') return toResponse(decision.response);
 
-    c.set('idempotency', { signal: decision.signal });
+    c.set('idempotency', { signal: decision.signal, key: decision.key, keyHash: decision.keyHash });
     try {
       await next();
     } catch (error) {
