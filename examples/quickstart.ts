@@ -1,5 +1,5 @@
 // The smallest working Oncely program: one payment charged through the engine on the embedded
-// SQLite store, then every way a retry can arrive. Run it with `npm start`.
+// SQLite store, then every way a retry can arrive. Run it with `npm run quickstart`.
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
