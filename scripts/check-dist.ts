@@ -9,7 +9,11 @@ const { workspaces } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8
 };
 let failed = false;
 for (const dir of workspaces) {
-  const pkg = JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')) as { name: string };
+  const pkg = JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8')) as {
+    name: string;
+    private?: boolean;
+  };
+  if (pkg.private) continue; // examples and the benchmarks are not published
   for (const file of ['dist/index.js', 'dist/index.d.ts']) {
     if (!existsSync(join(root, dir, file))) {
       console.error(`${pkg.name}: ${file} was not emitted`);
