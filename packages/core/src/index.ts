@@ -55,6 +55,7 @@ export type {
   ExtendInput,
   GetInput,
   IdempotencyRecord,
+  RecordCache,
   RecordState,
   ReleaseInput,
   Store,

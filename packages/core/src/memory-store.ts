@@ -5,6 +5,7 @@ import type {
   ExtendInput,
   GetInput,
   IdempotencyRecord,
+  RecordCache,
   ReleaseInput,
   Store,
   StoredResponse,
@@ -19,11 +20,14 @@ export interface MemoryStoreOptions {
 
 /**
  * An in-process store for tests and single-process development. Not durable, not shared between
- * processes. Each step runs without awaiting, so it is atomic on the one event loop.
+ * processes. Each step runs without awaiting, so it is atomic on the one event loop. It can also be
+ * the cache of a `tieredStore` (in tests: the real one is Redis).
  * @example
  * const oncely = createOncely({ store: memoryStore() });
  */
-export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonly size: number } {
+export function memoryStore(
+  options: MemoryStoreOptions = {},
+): Store & RecordCache & { readonly size: number } {
   const records = new Map<string, IdempotencyRecord>();
   const clock = options.clock ?? Date.now;
   const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
@@ -102,6 +106,10 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store & { readonl
       open();
       const record = live(input.id, input.now);
       return record ? copy(record) : null;
+    },
+    async put({ record }): Promise<void> {
+      open();
+      records.set(record.id, copy(record));
     },
     async close(): Promise<void> {
       closed = true;

@@ -7,7 +7,7 @@ import { memoryStore } from './memory-store.ts';
 import { createOncely, type Decision, type ExecuteDecision } from './oncely.ts';
 import { DEFAULTS, type OncelyOptions } from './options.ts';
 import { recordId } from './record-id.ts';
-import type { Store, StoredResponse } from './store.ts';
+import type { CompleteInput, Store, StoredResponse } from './store.ts';
 
 const body = (text: string): Uint8Array => new TextEncoder().encode(text);
 const created = (text = '{"id":"pay_1"}'): StoredResponse => ({
@@ -306,6 +306,69 @@ describe('commit: oversized responses', () => {
     assert.equal(retry.status, 409);
     const exact = expectExecute(await oncely.begin({ ...request, key: 'key-2' }));
     assert.equal(await exact.commit(created('x'.repeat(16))), 'stored', 'the limit itself still fits');
+  });
+});
+
+describe("commitWith: completing through the caller's transaction", () => {
+  it("hands the fenced completion to the caller's writer, and a retry replays what it wrote", async () => {
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    const { oncely, types } = engine({ ttlMs: 60_000 }, store);
+    const d = expectExecute(await oncely.begin(request));
+    const inputs: CompleteInput[] = [];
+    const outcome = await d.commitWith(created(), (input) => {
+      inputs.push(input);
+      return store.complete(input);
+    });
+    assert.equal(outcome, 'stored');
+    assert.equal(inputs.length, 1);
+    assert.equal(inputs[0]!.id, d.keyHash);
+    assert.equal(inputs[0]!.expiresAt - inputs[0]!.now, 60_000);
+    assert.deepEqual(inputs[0]!.response, created());
+    const replay = await oncely.begin(request);
+    assert.equal(replay.kind, 'replay');
+    assert.ok(types().includes('completed'));
+  });
+
+  it('leaves the decision open when the writer throws, so abort frees the key', async () => {
+    const { oncely } = engine();
+    const d = expectExecute(await oncely.begin(request));
+    await assert.rejects(
+      d.commitWith(created(), async () => {
+        throw new Error('serialization failure');
+      }),
+      /serialization failure/,
+    );
+    await d.abort();
+    expectExecute(await oncely.begin(request));
+  });
+
+  it('reports lease_lost when the writer finds another owner, and releases unkept statuses without it', async () => {
+    const { oncely } = engine();
+    const d = expectExecute(await oncely.begin(request));
+    assert.equal(await d.commitWith(created(), async () => false), 'lease_lost');
+    const second = expectExecute(await oncely.begin({ ...request, key: 'key-2' }));
+    let called = false;
+    const outcome = await second.commitWith({ status: 500, headers: [], body: body('') }, async () => {
+      called = true;
+      return true;
+    });
+    assert.equal(outcome, 'released');
+    assert.equal(called, false, 'a response the policy does not keep is never written');
+    expectExecute(await oncely.begin({ ...request, key: 'key-2' }));
+  });
+
+  it('drops the body over maxResponseBytes, as commit does', async () => {
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    const { oncely } = engine({ maxResponseBytes: 4 }, store);
+    const d = expectExecute(await oncely.begin(request));
+    assert.equal(
+      await d.commitWith(created('12345'), (input) => {
+        assert.equal(input.response, null);
+        return store.complete(input);
+      }),
+      'stored_without_body',
+    );
+    expectReject(await oncely.begin(request), 'ERR_ONCELY_RESPONSE_NOT_STORED');
   });
 });
 

@@ -5,7 +5,7 @@ import type { OncelyEvent, StoreOperation } from './events.ts';
 import { isValidKey } from './key.ts';
 import { type OncelyOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import { recordId } from './record-id.ts';
-import type { IdempotencyRecord, StoredResponse } from './store.ts';
+import type { CompleteInput, IdempotencyRecord, StoredResponse } from './store.ts';
 
 /** What `begin` needs: who asks (scope), the key they sent, and the fingerprint of what they asked. */
 export interface BeginInput {
@@ -44,6 +44,18 @@ export interface ExecuteDecision {
   signal: AbortSignal;
   /** Keep (or, per the cache policy, release) the outcome. Call once; later calls return the first result. */
   commit(response: StoredResponse): Promise<CommitOutcome>;
+  /**
+   * Like `commit`, but the completion is written by `complete` instead of the store: an `UPDATE` on the
+   * connection that holds your own writes, so both commit in one transaction (see `@oncely/postgres`).
+   * The engine builds the input (fenced by this owner's token, retention per `ttlMs`, body dropped
+   * over `maxResponseBytes`); a response the cache policy does not keep is released through the store
+   * as usual. There is no background retry: when `complete` throws, the error is yours (roll back,
+   * then `abort()`), and the decision can be committed or aborted again.
+   */
+  commitWith(
+    response: StoredResponse,
+    complete: (input: CompleteInput) => Promise<boolean>,
+  ): Promise<CommitOutcome>;
   /** The work failed without a response worth keeping: free the key so a retry runs again. */
   abort(reason?: unknown): Promise<void>;
 }
@@ -212,6 +224,7 @@ export function createOncely(options: OncelyOptions): Oncely {
       recorded: false,
       signal: new AbortController().signal,
       commit: async () => 'unrecorded',
+      commitWith: async () => 'unrecorded',
       abort: async () => {},
     };
   }
@@ -282,27 +295,39 @@ export function createOncely(options: OncelyOptions): Oncely {
       }
     };
 
+    const completeInput = (response: StoredResponse): CompleteInput => {
+      const now = clock();
+      const withBody = response.body.byteLength <= opts.maxResponseBytes;
+      return { id, token, response: withBody ? response : null, now, expiresAt: now + opts.ttlMs };
+    };
+    const landed = (response: StoredResponse, ok: boolean): CommitOutcome => {
+      stopRenewing();
+      if (!ok) {
+        emit({ ...base, type: 'lease_lost' });
+        return 'lease_lost';
+      }
+      emit({ ...base, type: 'completed', status: response.status });
+      return response.body.byteLength <= opts.maxResponseBytes ? 'stored' : 'stored_without_body';
+    };
+
+    // Through the caller's transaction: one attempt, its failure is the caller's to roll back.
+    const completeWith = async (
+      response: StoredResponse,
+      write: (input: CompleteInput) => Promise<boolean>,
+    ): Promise<CommitOutcome> => {
+      if (!keep(response.status)) {
+        return (await release(response.status)) ? 'released' : 'lease_lost';
+      }
+      return landed(response, await write(completeInput(response)));
+    };
+
     const complete = async (response: StoredResponse): Promise<CommitOutcome> => {
       if (!keep(response.status)) {
         return (await release(response.status)) ? 'released' : 'lease_lost';
       }
-      const withBody = response.body.byteLength <= opts.maxResponseBytes;
-      const stored = withBody ? response : null;
-      const attempt = async (): Promise<boolean> => {
-        const now = clock();
-        return store.complete({ id, token, response: stored, now, expiresAt: now + opts.ttlMs });
-      };
-      const landed = (ok: boolean): CommitOutcome => {
-        stopRenewing();
-        if (!ok) {
-          emit({ ...base, type: 'lease_lost' });
-          return 'lease_lost';
-        }
-        emit({ ...base, type: 'completed', status: response.status });
-        return withBody ? 'stored' : 'stored_without_body';
-      };
+      const attempt = (): Promise<boolean> => store.complete(completeInput(response));
       try {
-        return landed(await attempt());
+        return landed(response, await attempt());
       } catch (error) {
         storeError('complete', error);
       }
@@ -317,7 +342,7 @@ export function createOncely(options: OncelyOptions): Oncely {
           await sleep(delay);
           if (!renewing) break;
           try {
-            return landed(await attempt());
+            return landed(response, await attempt());
           } catch (error) {
             storeError('complete', error);
           }
@@ -338,6 +363,16 @@ export function createOncely(options: OncelyOptions): Oncely {
       commit(response) {
         settled ??= complete(response);
         return settled;
+      },
+      commitWith(response, write) {
+        if (settled) return settled;
+        const attempt = completeWith(response, write);
+        settled = attempt;
+        // A failed write leaves the decision open, so the caller can abort (or try again).
+        attempt.catch(() => {
+          if (settled === attempt) settled = undefined;
+        });
+        return attempt;
       },
       async abort() {
         settled ??= release().then((ok) => (ok ? 'released' : 'lease_lost'));

@@ -113,3 +113,20 @@ export interface Store {
   /** Release resources the store itself created (timers, a database it opened). Safe to call twice. */
   close(): Promise<void>;
 }
+
+/**
+ * A read-through cache of completed records, for `tieredStore`: a fast store (Redis) in front of a
+ * durable one. Only completed records are ever put; they never change until their retention ends, so
+ * a cache entry can never disagree with the durable record it copies.
+ */
+export interface RecordCache {
+  readonly name: string;
+  /** The live record, or `null` when there is none or its retention ended (`expiresAt <= now`). */
+  get(input: GetInput): Promise<IdempotencyRecord | null>;
+  /**
+   * Keep a copy of a completed record until `record.expiresAt`, overwriting whatever the cache held
+   * under its id. `now` is the engine's time, for stores that turn `expiresAt` into a relative TTL.
+   */
+  put(input: { record: IdempotencyRecord; now: number }): Promise<void>;
+  close(): Promise<void>;
+}
