@@ -61,4 +61,5 @@ export type {
   Store,
   StoredResponse,
 } from './store.ts';
+export { TIERED_DEFAULTS, type TieredStoreOptions, tieredStore } from './tiered-store.ts';
 export { DAY, HOUR, MINUTE, SECOND } from './time.ts';
