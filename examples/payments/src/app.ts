@@ -10,8 +10,8 @@ import type { PaymentProvider } from './provider.ts';
 export interface PaymentsAppOptions {
   db: DatabaseSync;
   provider: PaymentProvider;
-  /** Oncely options (the store at least). */
-  idempotency: HttpIdempotencyOptions;
+  /** Oncely options (the store at least); `false` builds the naive API the retry storm compares against. */
+  idempotency: HttpIdempotencyOptions | false;
   /** Test hook: runs after the provider charged and before the payment is recorded (e.g. to crash). */
   afterCharge?: () => void | Promise<void>;
 }
@@ -75,10 +75,12 @@ export async function buildPaymentsApp(options: PaymentsAppOptions): Promise<Fas
     }
   });
 
-  await app.register(idempotency, {
-    ...options.idempotency,
-    scope: (request) => apiKey(request.headers.authorization),
-  });
+  if (options.idempotency) {
+    await app.register(idempotency, {
+      ...options.idempotency,
+      scope: (request) => apiKey(request.headers.authorization),
+    });
+  }
 
   app.post<{ Body: PaymentInput }>(
     '/payments',
@@ -88,11 +90,12 @@ export async function buildPaymentsApp(options: PaymentsAppOptions): Promise<Fas
       const { amount, currency, customer } = request.body;
       // The provider gets a key derived from the parsed key: a re-run of this handler (after a crash)
       // charges under the same provider key and gets the first charge back.
-      const { key } = request.idempotency!;
-      const charge = await provider.charge(
-        { amount, currency, customer },
-        { idempotencyKey: forwardKey(tenant, key, 'charge') },
-      );
+      // Without Oncely (the storm's control run) there is no stable key: like a naive API, every run
+      // of the handler sends the provider a fresh one.
+      const providerKey = request.idempotency
+        ? forwardKey(tenant, request.idempotency.key, 'charge')
+        : `naive_${randomBytes(12).toString('hex')}`;
+      const charge = await provider.charge({ amount, currency, customer }, { idempotencyKey: providerKey });
       await options.afterCharge?.();
       // charge_id is unique: a re-run records nothing new and returns the payment the first run made.
       insert.run(

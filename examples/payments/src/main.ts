@@ -13,10 +13,13 @@ const store = sqliteStore({ database: join(dataDir, 'oncely-demo.db') });
 // Test hooks (examples/payments/src/crash.test.ts): a short lease, and a crash between charge and record.
 const leaseMs = process.env.ONCELY_DEMO_LEASE_MS ? Number(process.env.ONCELY_DEMO_LEASE_MS) : undefined;
 const crashAfterCharge = process.env.ONCELY_DEMO_CRASH_AFTER_CHARGE === '1';
+// The retry storm's control run (src/storm.ts --no-idempotency) plays a naive API: no Oncely, and
+// the provider gets a fresh key on every run of the handler.
+const idempotencyOff = process.env.ONCELY_DEMO_IDEMPOTENCY === 'off';
 const app = await buildPaymentsApp({
   db,
   provider: fakeProvider(db, { latencyMs: 200 }),
-  idempotency: { store, ...(leaseMs ? { leaseMs } : {}) },
+  idempotency: idempotencyOff ? false : { store, ...(leaseMs ? { leaseMs } : {}) },
   ...(crashAfterCharge ? { afterCharge: () => void process.kill(process.pid, 'SIGKILL') } : {}),
 });
 const url = await app.listen({ port, host });
@@ -24,6 +27,7 @@ const key = `order_${Date.now()}:pay:1`;
 const curl = (amount: number) =>
   `curl -i -X POST ${url}/payments -H 'Authorization: Bearer sk_test_demo' -H 'Idempotency-Key: ${key}' ` +
   `-H 'Content-Type: application/json' -d '{"amount":${amount},"currency":"eur","customer":"cus_42"}'`;
+if (idempotencyOff) console.log('ONCELY_DEMO_IDEMPOTENCY=off: every retry runs and charges again.');
 console.log(`Oncely payments demo listening on ${url}
 
 1. A first payment (201, a new charge):
