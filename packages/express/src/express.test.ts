@@ -9,25 +9,15 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeHttpBehaviour } from '@oncely/conformance';
 import { memoryStore, recordId, type Store } from '@oncely/core';
-import { sqliteStore } from '@oncely/sqlite';
+import { testStores } from '@oncely/test-stores';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { EXPRESS_DEFAULTS, idempotency } from './index.ts';
 import { listen, startExpressTestServer } from './test-app.ts';
 
-describeHttpBehaviour({
-  name: 'express + memory',
-  store: () => memoryStore({ sweepIntervalMs: 0 }),
-  start: startExpressTestServer,
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'oncely-express-'));
-let files = 0;
-describeHttpBehaviour({
-  name: 'express + sqlite',
-  store: () => sqliteStore({ database: join(dir, `oncely-${++files}.db`), sweepIntervalMs: 0 }),
-  start: startExpressTestServer,
-  cleanup: () => rmSync(dir, { recursive: true, force: true }),
-});
+// The same suite on every store, over real HTTP: memory, SQLite, and the real Redis and PostgreSQL.
+for (const kind of testStores()) {
+  describeHttpBehaviour({ ...kind, name: `express + ${kind.name}`, start: startExpressTestServer });
+}
 
 /** A memory store that counts outcomes and can hold `complete` back, to see when the client gets the end. */
 function countingStore(completeDelayMs = 0) {

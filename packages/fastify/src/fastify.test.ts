@@ -9,25 +9,15 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeHttpBehaviour } from '@oncely/conformance';
 import { isOncelyError, memoryStore, recordId } from '@oncely/core';
-import { sqliteStore } from '@oncely/sqlite';
+import { testStores } from '@oncely/test-stores';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type FastifyIdempotencyOptions, idempotency } from './index.ts';
 import { createApp, listen, startFastifyTestServer } from './test-app.ts';
 
-describeHttpBehaviour({
-  name: 'fastify + memory',
-  store: () => memoryStore({ sweepIntervalMs: 0 }),
-  start: startFastifyTestServer,
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'oncely-fastify-'));
-let databases = 0;
-describeHttpBehaviour({
-  name: 'fastify + sqlite',
-  store: () => sqliteStore({ database: join(dir, `oncely-${++databases}.db`), sweepIntervalMs: 0 }),
-  start: startFastifyTestServer,
-  cleanup: () => rmSync(dir, { recursive: true, force: true }),
-});
+// The same suite on every store, over real HTTP: memory, SQLite, and the real Redis and PostgreSQL.
+for (const kind of testStores()) {
+  describeHttpBehaviour({ ...kind, name: `fastify + ${kind.name}`, start: startFastifyTestServer });
+}
 
 describe('@oncely/fastify', () => {
   const running: Array<() => Promise<void>> = [];

@@ -5,27 +5,17 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { describeHttpBehaviour } from '@oncely/conformance';
 import { isOncelyError, memoryStore, recordId, type Store } from '@oncely/core';
-import { sqliteStore } from '@oncely/sqlite';
+import { testStores } from '@oncely/test-stores';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { stream } from 'hono/streaming';
 import { type IdempotencyVariables, idempotency } from './index.ts';
 import { startHonoTestServer } from './test-app.ts';
 
-describeHttpBehaviour({
-  name: 'hono + memory',
-  store: () => memoryStore({ sweepIntervalMs: 0 }),
-  start: startHonoTestServer,
-});
-
-const dir = mkdtempSync(join(tmpdir(), 'oncely-hono-'));
-let files = 0;
-describeHttpBehaviour({
-  name: 'hono + sqlite',
-  store: () => sqliteStore({ database: join(dir, `oncely-${++files}.db`), sweepIntervalMs: 0 }),
-  start: startHonoTestServer,
-  cleanup: () => rmSync(dir, { recursive: true, force: true }),
-});
+// The same suite on every store, over real HTTP: memory, SQLite, and the real Redis and PostgreSQL.
+for (const kind of testStores()) {
+  describeHttpBehaviour({ ...kind, name: `hono + ${kind.name}`, start: startHonoTestServer });
+}
 
 /** A memory store that counts how often each outcome reached it. */
 function countingStore(): Store & { calls: { complete: number; release: number } } {
