@@ -1,0 +1,595 @@
+/**
+ * The gateway: a node:http server in front of any HTTP service. Requests it does not record stream
+ * through untouched; recorded ones are buffered, decided by core's HTTP layer (`httpIdempotency`:
+ * key parsing, fingerprint, every status), forwarded with their `Idempotency-Key`, and the upstream's
+ * response is kept before the client sees it. The gateway only translates, as every adapter does.
+ */
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type HttpDecision,
+  type HttpIdempotency,
+  type HttpIdempotencyOptions,
+  httpIdempotency,
+  OncelyError,
+  type OncelyEvent,
+  type OncelyEventType,
+} from '@oncely/core';
+import { adminEndpoints } from './admin.ts';
+import { clientResponseHeaders, pairsOf, RELEASE_HEADER, upstreamRequestHeaders } from './forward-headers.ts';
+import { type CommitResult, GatewayMetrics, type Outcome } from './metrics.ts';
+import { gatewayProblem, plainProblem } from './problems.ts';
+import { BodyTooLargeError, RequestAbortedError, readBody } from './request-body.ts';
+import { scopeOf } from './scope.ts';
+import { concat, send, write, writeHead } from './send-response.ts';
+import { timedStore } from './timed-store.ts';
+import { formatSize } from './units.ts';
+import {
+  type Exchange,
+  exchange,
+  type UpstreamError,
+  type UpstreamTarget,
+  upstreamTarget,
+} from './upstream.ts';
+
+/** One structured log entry. The gateway never puts a raw key, a scope value or a body in one. */
+export interface GatewayLogEntry {
+  level: 'info' | 'warn' | 'error';
+  /** `request` (one per request the idempotency layer decided, or that failed upstream), `store_error`, `lease_lost`, `error`. */
+  msg: string;
+  outcome?: Outcome;
+  method?: string;
+  /** The request path without its query string (a query may carry secrets). */
+  path?: string;
+  status?: number;
+  durationMs?: number;
+  /** The record id: sha256 of scope and key. Safe to log; find it with `oncely keys show`. */
+  keyHash?: string;
+  commit?: CommitResult;
+  takeover?: boolean;
+  leaseLost?: boolean;
+  operation?: string;
+  error?: string;
+}
+
+/** Options of {@link createGateway}: core's HTTP and engine options, plus the proxy's own. */
+export interface GatewayOptions extends Omit<HttpIdempotencyOptions, 'required'> {
+  /** Base URL of the service behind the gateway; a path is prepended to every request. */
+  upstream: string | URL;
+  /**
+   * Header naming the tenant (an API key, an account id). Its value is hashed into the scope, so a
+   * key of one tenant never replays another's response. Requests without it share one key space.
+   * @default none: every client shares one key space
+   */
+  scopeHeader?: string | undefined;
+  /** A covered request without a key gets 400 instead of passing through; a function decides per request. @default false */
+  required?: boolean | ((request: { method: string; path: string }) => boolean);
+  /** Largest recorded request body; a larger one gets 413 before the store or the upstream see it. @default 1_048_576 */
+  maxBodyBytes?: number;
+  /** Longest silence from the upstream (before its head or between chunks) before a 504. @default 60_000 */
+  upstreamTimeoutMs?: number;
+  /** Prefix of the gateway's own paths, `<prefix>/healthz` and `<prefix>/metrics`; '' serves them at the root. @default '/_oncely' */
+  adminPrefix?: string;
+  /** How long `/healthz` waits for the store before answering 503. @default 2_000 */
+  healthTimeoutMs?: number;
+  /** Where log entries go; the CLI prints them as JSON lines. @default none */
+  log?: ((entry: GatewayLogEntry) => void) | undefined;
+}
+
+/** The defaults of the gateway's own options; the engine's are in core's `DEFAULTS`, the HTTP ones in `HTTP_DEFAULTS`. */
+export const GATEWAY_DEFAULTS = Object.freeze({
+  scopeHeader: undefined,
+  required: false,
+  maxBodyBytes: 1024 * 1024,
+  upstreamTimeoutMs: 60_000,
+  adminPrefix: '/_oncely',
+  healthTimeoutMs: 2_000,
+});
+
+/** A gateway: its server, metrics and lifecycle. */
+export interface Gateway {
+  readonly server: Server;
+  readonly metrics: GatewayMetrics;
+  /** Start listening; resolves with the base URL (`http://127.0.0.1:8080`). */
+  listen(options?: { port?: number; host?: string }): Promise<string>;
+  /**
+   * Stop accepting connections, let requests in flight finish (their responses kept), wait for
+   * background completions, close idle connections. The store is the caller's to close.
+   */
+  close(): Promise<void>;
+}
+
+/** What the engine reported while deciding one request (events carry no request id; this context does). */
+interface Trace {
+  events: OncelyEventType[];
+  keyHash?: string;
+  takeover?: boolean;
+  leaseLost?: boolean;
+}
+
+type Execute = Extract<HttpDecision, { kind: 'execute' }>;
+
+/** How one request ended, for its count and its log line. */
+interface Result {
+  outcome: Outcome;
+  status: number;
+  commit?: CommitResult;
+  error?: string;
+}
+
+const GATEWAY_KEYS = [
+  'upstream',
+  'scopeHeader',
+  'required',
+  'maxBodyBytes',
+  'upstreamTimeoutMs',
+  'adminPrefix',
+  'healthTimeoutMs',
+  'log',
+] as const;
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function invalid(detail: string): never {
+  throw new OncelyError('ERR_ONCELY_INVALID_OPTION', `createGateway: ${detail}`);
+}
+
+function nonNegativeInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) invalid(`${name} must be an integer >= 0, got ${value}`);
+  return value;
+}
+
+/**
+ * Create the gateway. Options are checked at once: an unknown or invalid one throws
+ * `ERR_ONCELY_INVALID_OPTION`.
+ * @example
+ * const gateway = createGateway({ upstream: 'http://127.0.0.1:3000', store: sqliteStore({ database: './oncely.db' }) });
+ * console.log(`listening on ${await gateway.listen({ port: 8080 })}`);
+ */
+export function createGateway(options: GatewayOptions): Gateway {
+  if (options === null || typeof options !== 'object') invalid('expects an options object');
+  const engineOptions: Record<string, unknown> = { ...options };
+  for (const key of GATEWAY_KEYS) delete engineOptions[key];
+
+  let target: UpstreamTarget;
+  try {
+    target = upstreamTarget(options.upstream);
+  } catch (error) {
+    invalid((error as Error).message);
+  }
+  const scopeHeader = options.scopeHeader?.toLowerCase();
+  if (scopeHeader !== undefined && (!HEADER_NAME.test(scopeHeader) || scopeHeader === 'idempotency-key')) {
+    invalid(`scopeHeader must be a header name other than Idempotency-Key, got "${options.scopeHeader}"`);
+  }
+  const required = options.required ?? GATEWAY_DEFAULTS.required;
+  if (typeof required !== 'boolean' && typeof required !== 'function') {
+    invalid('required must be a boolean or a function of { method, path }');
+  }
+  const maxBodyBytes = nonNegativeInteger(
+    'maxBodyBytes',
+    options.maxBodyBytes ?? GATEWAY_DEFAULTS.maxBodyBytes,
+  );
+  const upstreamTimeoutMs = nonNegativeInteger(
+    'upstreamTimeoutMs',
+    options.upstreamTimeoutMs ?? GATEWAY_DEFAULTS.upstreamTimeoutMs,
+  );
+  if (upstreamTimeoutMs === 0) invalid('upstreamTimeoutMs must be at least 1');
+  const healthTimeoutMs = nonNegativeInteger(
+    'healthTimeoutMs',
+    options.healthTimeoutMs ?? GATEWAY_DEFAULTS.healthTimeoutMs,
+  );
+  const adminPrefix = (options.adminPrefix ?? GATEWAY_DEFAULTS.adminPrefix).replace(/\/+$/, '');
+  if (adminPrefix !== '' && (!adminPrefix.startsWith('/') || /[?#\s]/.test(adminPrefix))) {
+    invalid(`adminPrefix must be a path such as /_oncely, got "${options.adminPrefix}"`);
+  }
+  const log = options.log ?? ((): void => {});
+  if (typeof log !== 'function') invalid('log must be a function');
+
+  const metrics = new GatewayMetrics();
+  const traces = new AsyncLocalStorage<Trace>();
+  const userOnEvent = options.onEvent;
+  const onEvent = (event: OncelyEvent): void => {
+    metrics.event(event);
+    const trace = traces.getStore();
+    if (trace) {
+      trace.events.push(event.type);
+      trace.keyHash ??= event.keyHash;
+      if (event.type === 'executed') trace.takeover = event.takeover === true;
+      if (event.type === 'lease_lost') trace.leaseLost = true;
+    }
+    if (event.type === 'store_error') {
+      log({
+        level: 'warn',
+        msg: 'store_error',
+        operation: event.operation ?? 'unknown',
+        keyHash: event.keyHash,
+        error: messageOf(event.error),
+      });
+    } else if (event.type === 'lease_lost') {
+      log({ level: 'warn', msg: 'lease_lost', keyHash: event.keyHash });
+    }
+    userOnEvent?.(event);
+  };
+  if (options.store === null || typeof options.store !== 'object') invalid('store is required');
+  const store = timedStore(options.store, (operation, seconds, failed) =>
+    metrics.storeCall(operation, seconds, failed),
+  );
+  const http: HttpIdempotency = httpIdempotency({
+    ...(engineOptions as unknown as HttpIdempotencyOptions),
+    store,
+    onEvent,
+  });
+  const { maxResponseBytes, clock } = http.oncely.options;
+
+  // Health checks go through the timed store: their `get` is the store latency a probe sees.
+  const admin = adminEndpoints({ prefix: adminPrefix, metrics, store, clock, healthTimeoutMs });
+  const server = createServer();
+  const inFlight = new Set<Promise<void>>();
+  let closing = false;
+  let closed: Promise<void> | undefined;
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    metrics.requestsInFlight++;
+    // A new request on a kept-alive connection during shutdown is served, and its connection closed.
+    if (closing) res.setHeader('connection', 'close');
+    const closedRes = new Promise<void>((resolve) => res.once('close', resolve));
+    const handled = route(req, res).catch((error: unknown) => {
+      log({ level: 'error', msg: 'error', error: messageOf(error) });
+      if (!res.headersSent) send(res, plainProblem(500, 'Internal Server Error', 'The gateway failed.'));
+      else res.destroy();
+    });
+    const done = Promise.all([handled, closedRes]).then(() => {
+      metrics.requestsInFlight--;
+      inFlight.delete(done);
+      if (closing) server.closeIdleConnections();
+    });
+    inFlight.add(done);
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const pathAndQuery = requestTarget(req.url ?? '/');
+    if (pathAndQuery === null) {
+      send(
+        res,
+        plainProblem(400, 'Bad Request', 'The request target is neither a path nor an absolute URL.'),
+      );
+      return;
+    }
+    const queryAt = pathAndQuery.indexOf('?');
+    const path = queryAt === -1 ? pathAndQuery : pathAndQuery.slice(0, queryAt);
+    const method = req.method ?? 'GET';
+
+    if (admin.owns(path)) {
+      await admin.handle(req, res, path);
+      return;
+    }
+    const trace: Trace = { events: [] };
+    // One count per request, and one log line per request the idempotency layer looked at (or
+    // that failed upstream): passthrough traffic is counted, not logged.
+    const finish = ({ outcome, status, commit, error }: Result): void => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.request(outcome, seconds);
+      if (outcome === 'passthrough') return;
+      const failed =
+        outcome === 'upstream_error' || outcome === 'upstream_timeout' || outcome === 'store_unavailable';
+      log({
+        level: failed ? 'warn' : 'info',
+        msg: 'request',
+        outcome,
+        method,
+        path,
+        status,
+        durationMs: Math.round(seconds * 1e4) / 10,
+        ...(trace.keyHash ? { keyHash: trace.keyHash } : {}),
+        ...(commit ? { commit } : {}),
+        ...(trace.takeover ? { takeover: true } : {}),
+        ...(trace.leaseLost ? { leaseLost: true } : {}),
+        ...(error ? { error } : {}),
+      });
+    };
+    if (!http.covers(method)) {
+      finish(await passthrough(req, res, pathAndQuery));
+      return;
+    }
+
+    await traces.run(trace, async () => {
+      let body: Uint8Array | undefined;
+      let decision: HttpDecision;
+      try {
+        const scopeValue = scopeHeader === undefined ? undefined : req.headers[scopeHeader];
+        decision = await http.handle(
+          {
+            method,
+            path,
+            query: queryAt === -1 ? '' : pathAndQuery.slice(queryAt),
+            // Every line apart, so two `Idempotency-Key` lines are refused rather than joined.
+            keyHeader: req.headersDistinct['idempotency-key'],
+            contentType: req.headers['content-type'],
+            scope: typeof scopeValue === 'string' ? scopeOf(scopeValue) : '',
+            body: async () => {
+              body = await readBody(req, maxBodyBytes);
+              return body;
+            },
+          },
+          { required: typeof required === 'function' ? required({ method, path }) : required },
+        );
+      } catch (error) {
+        if (error instanceof BodyTooLargeError) {
+          // The rest of the upload is read and dropped (readBody left the stream flowing), and the
+          // connection closed after the answer: it is not worth keeping for a client this far over.
+          res.setHeader('connection', 'close');
+          const problem = gatewayProblem(
+            'ERR_ONCELY_BODY_TOO_LARGE',
+            `Requests with an Idempotency-Key may carry at most ${formatSize(maxBodyBytes)}; nothing was run.`,
+          );
+          send(res, problem);
+          finish({ outcome: 'too_large', status: problem.status });
+          return;
+        }
+        if (error instanceof RequestAbortedError) {
+          res.destroy();
+          finish({ outcome: 'invalid', status: 400, error: error.message });
+          return;
+        }
+        throw error;
+      }
+
+      switch (decision.kind) {
+        case 'pass':
+          finish(await passthrough(req, res, pathAndQuery));
+          return;
+        case 'respond':
+          send(res, decision.response);
+          finish({
+            outcome: respondOutcome(decision.replayed, trace.events),
+            status: decision.response.status,
+          });
+          return;
+        case 'execute':
+          finish(await execute(req, res, decision, body ?? new Uint8Array(0), pathAndQuery));
+          return;
+      }
+    });
+  }
+
+  /** Stream a request through, both ways, without looking at its body. */
+  async function passthrough(req: IncomingMessage, res: ServerResponse, path: string): Promise<Result> {
+    // Without a body the request can be sent again when a kept-alive connection turns out dead; a
+    // streamed body is gone once sent.
+    const bodyless =
+      req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    const forward = (): Exchange => {
+      const sent = exchange(target, {
+        method: req.method ?? 'GET',
+        path,
+        headers: upstreamRequestHeaders(req, { upstreamHost: target.host }),
+        timeoutMs: upstreamTimeoutMs,
+      });
+      if (bodyless) sent.request.end();
+      else req.pipe(sent.request);
+      return sent;
+    };
+    let upstream = forward();
+    // A client that goes away cancels what it asked for: nothing here is recorded.
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.request.destroy();
+    });
+    let response: IncomingMessage;
+    try {
+      response = await upstream.response.catch((error: unknown) => {
+        if (!bodyless || !upstream.stale(error)) throw error;
+        upstream = forward();
+        return upstream.response;
+      });
+    } catch (error) {
+      return upstreamFailed(res, upstream.failure(error), false);
+    }
+    res.writeHead(
+      response.statusCode ?? 502,
+      response.statusMessage,
+      clientResponseHeaders(pairsOf(response.rawHeaders), true).flat(),
+    );
+    await new Promise<void>((resolve) => {
+      response.pipe(res);
+      // Cut off mid-body: the client sees the same broken response the upstream sent.
+      response.once('error', () => {
+        res.destroy();
+        resolve();
+      });
+      res.once('close', () => {
+        if (!response.complete) response.destroy();
+        resolve();
+      });
+    });
+    return { outcome: 'passthrough', status: response.statusCode ?? 502 };
+  }
+
+  /**
+   * Run a recorded request upstream and settle its key. The response is buffered up to
+   * `maxResponseBytes` and kept before the client gets any of it. A larger one is streamed to the
+   * client as it comes (the engine keeps the outcome without its body), with its last chunk held until
+   * the store has the outcome, so a retry after the response ended never runs it again.
+   */
+  async function execute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    decision: Execute,
+    body: Uint8Array,
+    path: string,
+  ): Promise<Result> {
+    metrics.leasesInFlight++;
+    try {
+      // Not cancelled when the client goes away, nor when the lease is lost: the upstream's work
+      // goes on either way (most servers do not stop a handler whose client left), and its outcome
+      // is kept or relayed rather than thrown away. See docs/gateway.md, "lease lost".
+      const forward = (): Exchange => {
+        const sent = exchange(target, {
+          method: req.method ?? 'POST',
+          path,
+          headers: upstreamRequestHeaders(req, { upstreamHost: target.host, contentLength: body.byteLength }),
+          timeoutMs: upstreamTimeoutMs,
+        });
+        sent.request.end(body);
+        return sent;
+      };
+      let upstream = forward();
+      let response: IncomingMessage;
+      try {
+        response = await upstream.response.catch((error: unknown) => {
+          if (!upstream.stale(error)) throw error;
+          upstream = forward();
+          return upstream.response;
+        });
+      } catch (error) {
+        const failure = upstream.failure(error);
+        await decision.abort(failure);
+        return upstreamFailed(res, failure, true);
+      }
+
+      const status = response.statusCode ?? 502;
+      const pairs = pairsOf(response.rawHeaders);
+      const release = response.headers[RELEASE_HEADER] !== undefined;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let streaming = false;
+      let held: Buffer | undefined;
+      try {
+        for await (const chunk of response as AsyncIterable<Buffer>) {
+          size += chunk.byteLength;
+          if (!streaming && size <= maxResponseBytes) {
+            chunks.push(chunk);
+            continue;
+          }
+          if (!streaming) {
+            streaming = true;
+            writeHead(res, status, response.statusMessage, pairs);
+            for (const buffered of chunks) await write(res, buffered);
+            chunks.length = 0;
+          }
+          if (held) await write(res, held);
+          held = chunk;
+        }
+      } catch (error) {
+        const failure = upstream.failure(error);
+        await decision.abort(failure);
+        // Streaming, the head is out: the client gets the same broken response (upstreamFailed).
+        return upstreamFailed(res, failure, true);
+      }
+
+      const whole = streaming ? undefined : concat(chunks, size);
+      let commit: CommitResult;
+      if (release) {
+        await decision.abort(new Error(`the upstream sent ${RELEASE_HEADER}`));
+        commit = 'released';
+      } else {
+        // Over the limit only the size matters (the engine keeps the outcome without a body), so
+        // limit + 1 bytes stand in for a body that was never buffered whole.
+        const kept = whole ?? new Uint8Array(maxResponseBytes + 1);
+        commit = await decision.commit({ status, headers: pairs, body: kept });
+      }
+      metrics.commit(commit);
+      if (!res.destroyed) {
+        if (whole === undefined) {
+          res.end(held);
+        } else {
+          writeHead(res, status, response.statusMessage, pairs);
+          res.end(whole);
+        }
+      }
+      return { outcome: 'executed', status, commit };
+    } finally {
+      metrics.leasesInFlight--;
+    }
+  }
+
+  /** A 502 or 504 problem, or, when the response head is already out, a cut connection. */
+  function upstreamFailed(res: ServerResponse, failure: UpstreamError, recorded: boolean): Result {
+    const timeout = failure.kind === 'timeout';
+    const outcome = timeout ? 'upstream_timeout' : 'upstream_error';
+    if (!res.headersSent && !res.destroyed) {
+      const released = recorded ? ' The Idempotency-Key was released: retry with it.' : '';
+      send(
+        res,
+        timeout
+          ? gatewayProblem(
+              'ERR_ONCELY_UPSTREAM_TIMEOUT',
+              `The upstream service did not answer in time (${failure.message}).${released}`,
+            )
+          : gatewayProblem(
+              'ERR_ONCELY_UPSTREAM_UNAVAILABLE',
+              `The upstream service could not be reached or broke off (${failure.message}).${released}`,
+            ),
+      );
+    } else {
+      res.destroy();
+    }
+    return {
+      outcome,
+      status: res.headersSent ? res.statusCode : timeout ? 504 : 502,
+      error: failure.message,
+    };
+  }
+
+  return {
+    server,
+    metrics,
+    listen({ port = 8080, host = '127.0.0.1' } = {}) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const address = server.address() as AddressInfo;
+          const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+          resolve(`http://${shown}:${address.port}`);
+        });
+      });
+    },
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const stopped = new Promise<void>((resolve) => {
+          if (!server.listening) resolve();
+          else server.close(() => resolve());
+        });
+        server.closeIdleConnections();
+        while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+        // Only idle connections (or ones still sending a request head) are left.
+        server.closeAllConnections();
+        await stopped;
+        await http.oncely.drain();
+        target.agent.destroy();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** Origin-form targets as they are; an absolute-form one (`http://host/path`) as its path and query. */
+function requestTarget(url: string): string | null {
+  if (url.startsWith('/')) return url;
+  try {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return null;
+  }
+}
+
+/** What a `respond` decision was, from the events the engine emitted while deciding it. */
+function respondOutcome(replayed: boolean, events: readonly OncelyEventType[]): Outcome {
+  if (replayed) return 'replayed';
+  if (events.includes('mismatch')) return 'mismatch';
+  if (events.includes('conflict')) return 'conflict';
+  // A replay of a key whose response was too large to keep: 409, the work ran once.
+  if (events.includes('replayed')) return 'not_stored';
+  if (events.includes('store_error')) return 'store_unavailable';
+  // No engine event at all: the key was missing or malformed, refused before the store was asked.
+  return 'invalid';
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
