@@ -481,6 +481,42 @@ describe('lease renewal', () => {
     assert.equal(d.signal.aborted, true);
     assert.ok(events.some((e) => e.type === 'store_error' && e.operation === 'extend'));
   });
+
+  it('aborts the signal at the lease end when a renewal hangs instead of failing', async () => {
+    const { store, faults } = instrumented();
+    faults.extend = () => new Promise(() => {}); // a pool with no free connection, a black-holed socket
+    const { oncely } = engine({ leaseMs: 60 }, store);
+    const d = expectExecute(await oncely.begin(request));
+    await sleep(150);
+    assert.equal(d.signal.aborted, true, 'the owner stops before a takeover can run beside it');
+    assert.equal((d.signal.reason as OncelyError).code, 'ERR_ONCELY_LEASE_LOST');
+    expectExecute(await oncely.begin(request));
+  });
+
+  it('never renews past the retention end: the work is told to stop when its record is forgotten', async () => {
+    const { store, calls } = instrumented();
+    const { oncely } = engine({ leaseMs: 60, ttlMs: 150 }, store);
+    const d = expectExecute(await oncely.begin(request));
+    await sleep(100);
+    assert.equal(d.signal.aborted, false, 'renewed while retention lasts');
+    await sleep(200);
+    assert.equal(d.signal.aborted, true, 'aborted once the lease reaches the retention end');
+    assert.ok(calls.extend >= 1);
+  });
+
+  it('passes whole milliseconds to the store, whatever the clock', async () => {
+    const seen: number[] = [];
+    const { store, faults } = instrumented();
+    const inner = store.acquire.bind(store);
+    store.acquire = (input) => {
+      seen.push(input.now, input.leaseUntil, input.expiresAt);
+      return inner(input);
+    };
+    const { oncely } = engine({ clock: () => 1_000_000.75 }, store);
+    const d = expectExecute(await oncely.begin(request));
+    await d.commit(created());
+    assert.deepEqual(seen, [1_000_000, 1_000_000 + DEFAULTS.leaseMs, 1_000_000 + DEFAULTS.ttlMs]);
+  });
 });
 
 describe('run', () => {

@@ -42,6 +42,8 @@ export interface ExecuteDecision {
   recorded: boolean;
   /** Aborts with `ERR_ONCELY_LEASE_LOST` if the lease can no longer be renewed: stop the work. */
   signal: AbortSignal;
+  /** Whether the cache policy keeps a response with this status (`commit` releases the key otherwise). */
+  keeps(status: number): boolean;
   /** Keep (or, per the cache policy, release) the outcome. Call once; later calls return the first result. */
   commit(response: StoredResponse): Promise<CommitOutcome>;
   /**
@@ -104,7 +106,10 @@ const JSON_HEADERS: Array<[string, string]> = [['content-type', 'application/jso
  */
 export function createOncely(options: OncelyOptions): Oncely {
   const opts = resolveOptions(options);
-  const { store, clock } = opts;
+  const { store } = opts;
+  // Stores keep whole milliseconds (PostgreSQL bigint); a clock with sub-millisecond precision
+  // (performance.now based) must not make one store refuse what another accepts.
+  const clock = (): number => Math.floor(opts.clock());
   const keep = cachePredicate(opts.cache);
   const pending = new Set<Promise<unknown>>();
 
@@ -223,6 +228,7 @@ export function createOncely(options: OncelyOptions): Oncely {
       takeover: false,
       recorded: false,
       signal: new AbortController().signal,
+      keeps: () => false,
       commit: async () => 'unrecorded',
       commitWith: async () => 'unrecorded',
       abort: async () => {},
@@ -234,8 +240,11 @@ export function createOncely(options: OncelyOptions): Oncely {
     const base = { scope, keyHash: id };
     const controller = new AbortController();
     let leaseUntil = record.leaseUntil;
+    // The store forgets the record at its retention end, whatever its state: a lease never outlives it.
+    const expiresAt = record.expiresAt;
     let renewing = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
     let settled: Promise<CommitOutcome> | undefined;
 
     const storeError = (operation: StoreOperation, error: unknown): void =>
@@ -259,15 +268,29 @@ export function createOncely(options: OncelyOptions): Oncely {
       timer = setTimeout(renew, Math.max(1, Math.floor(opts.leaseMs / 3)));
       timer.unref?.();
     };
+    // Once the lease end passes without a renewal that landed, another request may own the key: abort
+    // the work then, even while a renewal still hangs (a pool with no free connection, a client
+    // queueing commands while it reconnects) and so can neither succeed nor fail.
+    const armWatchdog = (): void => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = setTimeout(loseLease, Math.max(0, leaseUntil - clock()));
+      (watchdog as { unref?: () => void }).unref?.();
+    };
     const renew = async (): Promise<void> => {
       if (!renewing) return;
       const now = clock();
-      const next = now + opts.leaseMs;
+      const next = Math.min(now + opts.leaseMs, expiresAt);
+      if (next <= leaseUntil) {
+        // Retention ends before this lease could be extended: the record is replaced then. Let the
+        // watchdog abort the work at the lease end instead of renewing into nothing.
+        return;
+      }
       try {
         const ok = await store.extend({ id, token, now, leaseUntil: next });
         if (!renewing) return;
         if (!ok) return loseLease();
         leaseUntil = next;
+        armWatchdog();
       } catch (error) {
         storeError('extend', error);
         // We cannot know whether the store still sees us as owner; past our own lease end we must assume not.
@@ -278,7 +301,9 @@ export function createOncely(options: OncelyOptions): Oncely {
     const stopRenewing = (): void => {
       renewing = false;
       if (timer) clearTimeout(timer);
+      if (watchdog) clearTimeout(watchdog);
     };
+    armWatchdog();
     scheduleRenewal();
 
     const release = async (status?: number): Promise<boolean> => {
@@ -360,6 +385,7 @@ export function createOncely(options: OncelyOptions): Oncely {
       takeover,
       recorded: true,
       signal: controller.signal,
+      keeps: (status) => keep(status),
       commit(response) {
         settled ??= complete(response);
         return settled;

@@ -337,6 +337,50 @@ describe('transactional', () => {
     }
   });
 
+  it('frees keys without a second connection per request: a full pool of failing requests does not deadlock', async () => {
+    // Every connection of a pool of 2 is inside a transaction whose key must be freed (a 400 the
+    // policy does not keep, a throwing work). Freeing needs a connection: the transaction's own one
+    // must be given back first, or each request waits for the other forever.
+    const small = await testPool({ max: 2, connectionTimeoutMillis: 10_000 });
+    try {
+      const namespace = uniqueName('ns');
+      const store = postgresStore({ pool: small, table, namespace, sweepIntervalMs: 0 });
+      const oncely = createOncely({ store });
+      const tx = transactional({ oncely, store, pool: small });
+      const refused = (key: string) =>
+        tx.execute({ key, fingerprint: 'fp' }, async (client) => {
+          await insertPayment(client, key);
+          await sleep(50); // both requests hold their connection at once
+          return json(400, { error: 'invalid' });
+        });
+      const failing = (key: string) =>
+        tx.run({ key }, async (client) => {
+          await insertPayment(client, key);
+          await sleep(50);
+          throw new Error('work failed');
+        });
+      const keys = [uniqueName('k'), uniqueName('k'), uniqueName('k'), uniqueName('k')];
+      const outcomes = await Promise.race([
+        Promise.allSettled([refused(keys[0]!), refused(keys[1]!), failing(keys[2]!), failing(keys[3]!)]),
+        sleep(8000).then(() => 'deadlocked' as const),
+      ]);
+      assert.notEqual(outcomes, 'deadlocked');
+      assert.ok(Array.isArray(outcomes));
+      assert.deepEqual(
+        outcomes.map((o) => o.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'rejected'],
+      );
+      for (const key of keys) {
+        assert.equal(await countRows(small, payments, 'key = $1', [key]), 0, 'rolled back');
+        const again = await oncely.begin({ key, fingerprint: 'fp' });
+        assert.equal(again.kind, 'execute', 'the key was freed');
+        if (again.kind === 'execute') await again.abort();
+      }
+    } finally {
+      await small.end();
+    }
+  });
+
   it('aborts the decision and frees the key when no connection can be had', async () => {
     const { store, oncely } = setup();
     const failing = {

@@ -172,6 +172,14 @@ export function transactional<Pool extends PgPool = PgPool>(
     // Set when the session may be unusable (a failed ROLLBACK or COMMIT): the connection is then
     // destroyed rather than handed to the next request in an unknown state.
     let destroy: Error | undefined;
+    // Given back before any step that needs another pool connection (freeing the key): holding it
+    // while waiting for a second one deadlocks a pool whose every connection does the same.
+    let returned = false;
+    const giveBack = (): void => {
+      if (returned) return;
+      returned = true;
+      client.release(destroy);
+    };
     const rollback = async (): Promise<void> => {
       try {
         await client.query('ROLLBACK');
@@ -188,13 +196,23 @@ export function transactional<Pool extends PgPool = PgPool>(
       try {
         await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
         value = await work(client, decision.signal);
-        outcome = await decision.commitWith(toResponse(value), (input) => {
+        const response = toResponse(value);
+        if (!decision.keeps(response.status)) {
+          // The cache policy does not keep this response, so the key is freed and a retry runs again:
+          // this run's writes must not stay behind for that retry to find. They commit only with a record.
+          await rollback();
+          giveBack();
+          await decision.commit(response);
+          return value;
+        }
+        outcome = await decision.commitWith(response, (input) => {
           token = input.token;
           return complete(client, input);
         });
       } catch (error) {
         // Nothing of this run is kept, so the key is freed: a retry runs the work again.
         await rollback();
+        giveBack();
         await decision.abort(error);
         throw error;
       }
@@ -207,8 +225,7 @@ export function transactional<Pool extends PgPool = PgPool>(
         );
       }
       if (outcome === 'released') {
-        // The cache policy does not keep this response, so the key is free and a retry runs again:
-        // this run's writes must not stay behind for that retry to find. They commit only with a record.
+        // Only reachable if the policy changed its mind between keeps() and commitWith: same as above.
         await rollback();
         return value;
       }
@@ -225,6 +242,7 @@ export function transactional<Pool extends PgPool = PgPool>(
         }
       } catch (error) {
         destroy = asError(error);
+        giveBack();
         if (token !== undefined && (definite || rolledBack(error))) {
           // The server refused the COMMIT, so the completion and the writes are both gone and the
           // record is in progress under our token again: free the key now rather than after the lease.
@@ -239,7 +257,7 @@ export function transactional<Pool extends PgPool = PgPool>(
       }
       return value;
     } finally {
-      client.release(destroy);
+      giveBack();
     }
   }
 
