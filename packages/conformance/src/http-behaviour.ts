@@ -462,11 +462,12 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
     });
 
     it('does not interrupt a handler that outlives its lease while renewing it', async () => {
-      const { app, send } = await server({ leaseMs: 90 });
+      // Renewals every 80 ms: a loaded machine may delay two in a row and the lease still holds.
+      const { app, send } = await server({ leaseMs: 240 });
       const key = newKey();
-      const slow = send('/slow?ms=400', { key });
-      await sleep(250);
-      expectProblem(await send('/slow?ms=400', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      const slow = send('/slow?ms=900', { key });
+      await sleep(600);
+      expectProblem(await send('/slow?ms=900', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
       const reply = await slow;
       assert.equal(reply.status, 201);
       assert.deepEqual(reply.json(), { n: 1, aborted: false });

@@ -1,7 +1,6 @@
 /**
  * Round trips, counted: every command the store sends goes through a counting `RedisCommands`.
- * The NOSCRIPT tests flush the server's script cache, so they live in this file, after the counting
- * tests (tests of one file run one after the other; no other test file flushes scripts).
+ * The NOSCRIPT tests flush the script cache of a Redis server of their own.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +9,7 @@ import { createOncely, recordId } from '@oncely/core';
 import type { Redis } from 'ioredis';
 import { fromIoredis, fromNodeRedis, type RedisCommands, redisStore } from './index.ts';
 import { ACQUIRE, COMPLETE, EXTEND, PUT, RELEASE } from './lua-scripts.ts';
+import { startCluster, type TestCluster } from './test-cluster.ts';
 import { connectIoredis, connectNodeRedis, counting, deleteKeys, type NodeRedis } from './test-redis.ts';
 
 const prefix = `test-rt-${randomBytes(4).toString('hex')}:`;
@@ -83,6 +83,27 @@ describe('one round trip per step, counted through createOncely', () => {
 });
 
 describe('NOSCRIPT fallback', () => {
+  // SCRIPT FLUSH is server-wide: on the shared server another test file could load a script again
+  // between the flush and the step counted here. These tests get a Redis of their own.
+  let server: TestCluster | undefined;
+  let admin: Redis;
+  let nodeRedis: NodeRedis;
+  before(async () => {
+    server = await startCluster({ masters: 1, cluster: false });
+    const url = `redis://127.0.0.1:${server.ports[0]}`;
+    admin = await connectIoredis(url);
+    nodeRedis = await connectNodeRedis({ url });
+  });
+  after(async () => {
+    admin?.disconnect();
+    await nodeRedis?.close();
+    await server?.stop();
+  });
+  const clients: Array<[string, () => RedisCommands]> = [
+    ['ioredis', () => fromIoredis(admin)],
+    ['node-redis', () => fromNodeRedis(nodeRedis)],
+  ];
+
   it('runs a step with EVAL when the server lost its scripts, then is back to EVALSHA', async () => {
     const wire = counting(fromIoredis(admin));
     const store = redisStore({ client: wire, prefix });

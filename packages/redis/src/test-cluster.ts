@@ -65,8 +65,10 @@ async function until(what: string, deadline: number, check: () => Promise<boolea
 
 /** Start three masters, join them into a cluster and wait for `cluster_state:ok` on each. */
 export async function startCluster(
-  options: { masters?: number; timeoutMs?: number } = {},
+  options: { masters?: number; timeoutMs?: number; cluster?: boolean } = {},
 ): Promise<TestCluster> {
+  // cluster: false starts plain servers: a private Redis for tests that must change server-wide state.
+  const clustered = options.cluster ?? true;
   const masters = options.masters ?? 3;
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   const dir = mkdtempSync(join(tmpdir(), 'oncely-redis-cluster-'));
@@ -111,9 +113,7 @@ export async function startCluster(
         '--port', String(port),
         '--bind', '127.0.0.1',
         '--dir', dir,
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', `nodes-${port}.conf`,
-        '--cluster-node-timeout', '5000',
+        ...(clustered ? ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000'] : []),
         '--save', '',
         '--appendonly', 'no',
       ], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -129,6 +129,7 @@ export async function startCluster(
         return (await cli(port, 'PING')).trim() === 'PONG';
       });
     }
+    if (!clustered) return { ports, cli, stop };
     await run(
       REDIS_CLI,
       [

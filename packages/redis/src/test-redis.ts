@@ -20,8 +20,8 @@ function unreachable(error: unknown): Error {
 }
 
 /** A connected ioredis client that does not reconnect: a lost server fails the test at once. */
-export async function connectIoredis(): Promise<Redis> {
-  const client = new Redis(REDIS_URL, {
+export async function connectIoredis(url = REDIS_URL): Promise<Redis> {
+  const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: 1,
@@ -45,7 +45,7 @@ export async function connectIoredis(): Promise<Redis> {
 export type NodeRedis = ReturnType<typeof createClient>;
 
 /** A connected node-redis client that does not reconnect. */
-export async function connectNodeRedis(options: { RESP?: 2 | 3 } = {}): Promise<NodeRedis> {
+export async function connectNodeRedis(options: { RESP?: 2 | 3; url?: string } = {}): Promise<NodeRedis> {
   const client = createClient({
     url: REDIS_URL,
     ...options,
