@@ -1,15 +1,17 @@
 /**
  * The store on a real Redis Cluster: three masters started by this test, the contract with ioredis
  * `Cluster` and node-redis `createCluster`, records spread over every node, NOSCRIPT on a node that
- * never saw the scripts.
+ * never saw the scripts, and the HTTP behaviour suite through the Hono adapter.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { describeStoreContract } from '@oncely/conformance';
+import { describeHttpBehaviour, describeStoreContract } from '@oncely/conformance';
 import { recordId } from '@oncely/core';
 import { Cluster } from 'ioredis';
 import { createCluster } from 'redis';
+// The Hono adapter's suite routes (a test file of that package, not part of its published API).
+import { startHonoTestServer } from '../../hono/src/test-app.ts';
 import { fromIoredis, fromNodeRedis, type RedisClient, type RedisCommands, redisStore } from './index.ts';
 import { startCluster, type TestCluster } from './test-cluster.ts';
 import { counting } from './test-redis.ts';
@@ -133,3 +135,21 @@ for (const [name, connect] of [
     });
   });
 }
+
+// The HTTP behaviour suite on the cluster, through the Hono adapter: every adapter translates to the
+// same core HTTP layer, so what this adds is the store on a cluster under real requests.
+let httpConnection: Promise<Connection> | undefined;
+let httpStores = 0;
+const httpPrefix = `cluster-http-${randomBytes(4).toString('hex')}`;
+describeHttpBehaviour({
+  name: 'hono + redis cluster',
+  store: async () =>
+    redisStore({
+      client: (await (httpConnection ??= ioredisCluster())).client,
+      prefix: `${httpPrefix}-${++httpStores}:`,
+    }),
+  start: startHonoTestServer,
+  cleanup: async () => {
+    if (httpConnection) await (await httpConnection).close();
+  },
+});
