@@ -16,6 +16,7 @@ import {
   OncelyError,
   type OncelyEvent,
   type OncelyEventType,
+  problemResponse,
 } from '@oncely/core';
 import { adminEndpoints } from './admin.ts';
 import { clientResponseHeaders, pairsOf, RELEASE_HEADER, upstreamRequestHeaders } from './forward-headers.ts';
@@ -421,10 +422,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     path: string,
   ): Promise<Result> {
     metrics.leasesInFlight++;
+    let cut: (() => void) | undefined;
     try {
-      // Not cancelled when the client goes away, nor when the lease is lost: the upstream's work
-      // goes on either way (most servers do not stop a handler whose client left), and its outcome
-      // is kept or relayed rather than thrown away. See docs/gateway.md, "lease lost".
+      // Not cancelled when the client goes away: the upstream's work goes on (most servers do not stop
+      // a handler whose client left) and its outcome is kept for the retry. Cancelled when the lease
+      // is lost (below): another request owns the key and runs the call again.
       const forward = (): Exchange => {
         const sent = exchange(target, {
           method: req.method ?? 'POST',
@@ -436,6 +438,12 @@ export function createGateway(options: GatewayOptions): Gateway {
         return sent;
       };
       let upstream = forward();
+      // A lost lease means a retry took the key over and is running the upstream call again. Cut this
+      // call: closing the connection is the HTTP form of aborting the handler's signal, and an
+      // upstream that watches for its client leaving can stop. The client hears that the lease was
+      // lost; its retry finds the new owner's outcome.
+      cut = (): void => void upstream.request.destroy(new Error('the lease on the key was lost'));
+      decision.signal.addEventListener('abort', cut, { once: true });
       let response: IncomingMessage;
       try {
         response = await upstream.response.catch((error: unknown) => {
@@ -444,6 +452,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           return upstream.response;
         });
       } catch (error) {
+        if (decision.signal.aborted) return leaseLost(res, decision);
         const failure = upstream.failure(error);
         await decision.abort(failure);
         return upstreamFailed(res, failure, true);
@@ -473,6 +482,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           held = chunk;
         }
       } catch (error) {
+        if (decision.signal.aborted) return leaseLost(res, decision);
         const failure = upstream.failure(error);
         await decision.abort(failure);
         // Streaming, the head is out: the client gets the same broken response (upstreamFailed).
@@ -501,8 +511,20 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       return { outcome: 'executed', status, commit };
     } finally {
+      if (cut) decision.signal.removeEventListener('abort', cut);
       metrics.leasesInFlight--;
     }
+  }
+
+  /** The upstream call was cut because the lease was lost: nothing to keep or release (not ours). */
+  function leaseLost(res: ServerResponse, decision: Execute): Result {
+    const error =
+      decision.signal.reason instanceof OncelyError
+        ? decision.signal.reason
+        : new OncelyError('ERR_ONCELY_LEASE_LOST', 'The lease on this key was lost.');
+    if (!res.headersSent) send(res, problemResponse(error));
+    else res.destroy();
+    return { outcome: 'executed', status: error.status, commit: 'lease_lost' };
   }
 
   /** A 502 or 504 problem, or, when the response head is already out, a cut connection. */

@@ -19,17 +19,11 @@ export const NODE_ARGS = ['--conditions=oncely:source'];
  */
 export async function startSuiteGateway({ options, app }: HttpTestSetup): Promise<RunningServer> {
   const upstream = await startTestUpstream({ app });
-  const suiteOnEvent = options.onEvent;
   const gateway = createGateway({
     ...options,
     upstream: upstream.url,
     scopeHeader: 'x-tenant',
     required: ({ path }) => path === '/required',
-    onEvent: (event) => {
-      // The stand-in for an upstream that learns of a lost lease (see test-upstream.ts, `/slow`).
-      if (event.type === 'lease_lost') upstream.leaseLost(event.keyHash);
-      suiteOnEvent?.(event);
-    },
   });
   const url = await gateway.listen({ port: 0 });
   return {

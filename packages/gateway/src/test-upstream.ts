@@ -9,8 +9,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestApp } from '@oncely/conformance';
-import { parseIdempotencyKey } from '@oncely/core';
-import { gatewayRecordId } from './scope.ts';
 
 /** A gate a route waits at until the test opens it. */
 export class Latch {
@@ -36,14 +34,10 @@ export interface TestUpstream {
   }>;
   /** `/gated` and `/stream-gated` wait here. */
   gate: Latch;
-  /** Tell the oldest running `/slow` handler of this record id that its lease was lost (see `slowSignal`). */
-  leaseLost(keyHash: string): void;
   close(): Promise<void>;
 }
 
 export interface TestUpstreamOptions {
-  /** The header the gateway derives its scope from, to compute record ids like it does. @default 'x-tenant' */
-  scopeHeader?: string;
   port?: number;
   /** Count executions here (the suite passes its own). @default a new TestApp */
   app?: TestApp;
@@ -52,33 +46,19 @@ export interface TestUpstreamOptions {
 /** Start the test upstream on 127.0.0.1. */
 export async function startTestUpstream(options: TestUpstreamOptions = {}): Promise<TestUpstream> {
   const app = options.app ?? new TestApp();
-  const scopeHeader = options.scopeHeader ?? 'x-tenant';
   const received: TestUpstream['received'] = [];
-  const slow = new Map<string, Set<AbortController>>();
   let gate = new Latch();
 
   /**
-   * A plain HTTP service has no idempotency AbortSignal: the gateway does not cut the upstream call
-   * when its lease is lost (docs/gateway.md). The suite's `/slow` wants one, so this stand-in gets it
-   * from the gateway's `onEvent` (`lease_lost`, by record id), computing the id from the forwarded
-   * `Idempotency-Key` and scope header the way the gateway does.
+   * A plain HTTP service learns that its caller gave up when the connection closes: the gateway cuts
+   * the upstream call when its lease is lost, so that is the `/slow` handler's signal.
    */
-  const slowSignal = (req: IncomingMessage): { signal: AbortSignal; done: () => void } => {
+  const slowSignal = (res: ServerResponse): AbortSignal => {
     const controller = new AbortController();
-    const parsed = parseIdempotencyKey(req.headersDistinct['idempotency-key']);
-    if (!parsed.ok) return { signal: controller.signal, done: () => {} };
-    const tenant = req.headers[scopeHeader];
-    const id = gatewayRecordId(parsed.key, typeof tenant === 'string' ? tenant : null);
-    const set = slow.get(id) ?? new Set();
-    set.add(controller);
-    slow.set(id, set);
-    return {
-      signal: controller.signal,
-      done: () => {
-        set.delete(controller);
-        if (set.size === 0) slow.delete(id);
-      },
-    };
+    res.once('close', () => {
+      if (!res.writableEnded) controller.abort(new Error('the caller closed the connection'));
+    });
+    return controller.signal;
   };
 
   const json = (
@@ -161,9 +141,8 @@ export async function startTestUpstream(options: TestUpstreamOptions = {}): Prom
     }
     if (route === 'POST /slow') {
       const n = record('slow');
-      const { signal, done } = slowSignal(req);
+      const signal = slowSignal(res);
       await sleep(Number(url.searchParams.get('ms')), undefined, { signal }).catch(() => {});
-      done();
       app.signal(signal.aborted);
       return json(res, 201, { n, aborted: signal.aborted });
     }
@@ -277,13 +256,6 @@ export async function startTestUpstream(options: TestUpstreamOptions = {}): Prom
     },
     set gate(latch: Latch) {
       gate = latch;
-    },
-    leaseLost(keyHash) {
-      // A lease lost to a takeover: two runs of the key are in flight, and the one that lost is the
-      // older. (The engine reports the loss again when that owner's commit is refused, by then with
-      // only the new owner running: that report is not about the new owner.)
-      const running = [...(slow.get(keyHash) ?? [])];
-      if (running.length > 1) running[0]!.abort();
     },
     async close() {
       gate.open();
