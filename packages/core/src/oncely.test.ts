@@ -506,7 +506,7 @@ describe('lease renewal', () => {
 
   it('passes whole milliseconds to the store, whatever the clock', async () => {
     const seen: number[] = [];
-    const { store, faults } = instrumented();
+    const { store } = instrumented();
     const inner = store.acquire.bind(store);
     store.acquire = (input) => {
       seen.push(input.now, input.leaseUntil, input.expiresAt);

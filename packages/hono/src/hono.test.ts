@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { describeHttpBehaviour } from '@oncely/conformance';
 import { isOncelyError, memoryStore, recordId, type Store } from '@oncely/core';

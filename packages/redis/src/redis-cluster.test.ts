@@ -143,11 +143,10 @@ let httpStores = 0;
 const httpPrefix = `cluster-http-${randomBytes(4).toString('hex')}`;
 describeHttpBehaviour({
   name: 'hono + redis cluster',
-  store: async () =>
-    redisStore({
-      client: (await (httpConnection ??= ioredisCluster())).client,
-      prefix: `${httpPrefix}-${++httpStores}:`,
-    }),
+  store: async () => {
+    httpConnection ??= ioredisCluster();
+    return redisStore({ client: (await httpConnection).client, prefix: `${httpPrefix}-${++httpStores}:` });
+  },
   start: startHonoTestServer,
   cleanup: async () => {
     if (httpConnection) await (await httpConnection).close();
