@@ -11,3 +11,4 @@ export {
   TestApp,
 } from './http-behaviour.ts';
 export { describeStoreContract, type StoreContractOptions } from './store-contract.ts';
+export { nextMessage, type WorkerMessageBase } from './worker-messages.ts';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, fork } from 'node:child_process';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { nextMessage } from '@oncely/conformance';
 import { recordId } from '@oncely/core';
 import type pg from 'pg';
 import { postgresStore } from './index.ts';
@@ -14,32 +15,8 @@ const CALLS = 50;
 const POOL_SIZE = 10; // per worker, as in test-worker.ts
 
 /** The next message of `type` from `child`; rejects on a worker error or an early exit. */
-function next<T extends WorkerMessage['type']>(
-  child: ChildProcess,
-  type: T,
-): Promise<Extract<WorkerMessage, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (message: WorkerMessage): void => {
-      if (message.type === 'error') {
-        cleanup();
-        reject(new Error(`worker failed: ${message.message}`));
-      } else if (message.type === type) {
-        cleanup();
-        resolve(message as Extract<WorkerMessage, { type: T }>);
-      }
-    };
-    const onExit = (code: number | null): void => {
-      cleanup();
-      reject(new Error(`worker exited (${code}) before sending "${type}"`));
-    };
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-  });
-}
+const next = <T extends WorkerMessage['type']>(child: ChildProcess, type: T) =>
+  nextMessage<WorkerMessage, T>(child, type);
 
 let pool: pg.Pool;
 const table = uniqueName('oncely_mp');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { nextMessage } from '@oncely/conformance';
 import { sqliteStore } from './index.ts';
 // Types only: importing a value would run the worker in this process.
 import type { AcquireOutcome, GoMessage, WorkerMessage } from './test-worker.ts';
@@ -18,32 +19,8 @@ const CALLS = 50;
 const wallClock = (): number => performance.timeOrigin + performance.now();
 
 /** The next message of `type` from `child`; rejects on a worker error or an early exit. */
-function next<T extends WorkerMessage['type']>(
-  child: ChildProcess,
-  type: T,
-): Promise<Extract<WorkerMessage, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (message: WorkerMessage): void => {
-      if (message.type === 'error') {
-        cleanup();
-        reject(new Error(`worker failed: ${message.message}`));
-      } else if (message.type === type) {
-        cleanup();
-        resolve(message as Extract<WorkerMessage, { type: T }>);
-      }
-    };
-    const onExit = (code: number | null): void => {
-      cleanup();
-      reject(new Error(`worker exited (${code}) before sending "${type}"`));
-    };
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-  });
-}
+const next = <T extends WorkerMessage['type']>(child: ChildProcess, type: T) =>
+  nextMessage<WorkerMessage, T>(child, type);
 
 const dir = mkdtempSync(join(tmpdir(), 'oncely-sqlite-mp-'));
 const children: ChildProcess[] = [];
