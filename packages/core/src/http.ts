@@ -77,6 +77,11 @@ export type HttpDecision =
       takeover: boolean;
       signal: AbortSignal;
       commit(response: HttpResponse): Promise<CommitOutcome>;
+      /**
+       * Commit a response whose body went past `maxResponseBytes` and so was never buffered whole:
+       * the outcome is kept without a body, and a retry gets `409 ERR_ONCELY_RESPONSE_NOT_STORED`.
+       */
+      commitTooLarge(head: Omit<HttpResponse, 'body'>): Promise<CommitOutcome>;
       abort(reason?: unknown): Promise<void>;
     };
 
@@ -112,6 +117,13 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
     throw new OncelyError('ERR_ONCELY_INVALID_OPTION', 'fingerprint must be a function');
 
   const covers = (method: string): boolean => methods.has(method.toUpperCase());
+  // The engine keeps a response without its body when the body is over the limit; only the length
+  // counts, so one placeholder of limit + 1 bytes, made once, stands in for every such body.
+  let tooLarge: Uint8Array | undefined;
+  const tooLargeBody = (): Uint8Array => {
+    tooLarge ??= new Uint8Array(oncely.options.maxResponseBytes + 1);
+    return tooLarge;
+  };
 
   async function handle(request: HttpRequestInfo, route: HttpRouteOptions = {}): Promise<HttpDecision> {
     if (!covers(request.method)) return { kind: 'pass' };
@@ -151,6 +163,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
           takeover: decision.takeover,
           signal: decision.signal,
           commit: (response) => decision.commit(storableResponse(response)),
+          commitTooLarge: (head) => decision.commit(storableResponse({ ...head, body: tooLargeBody() })),
           abort: (reason) => decision.abort(reason),
         };
     }
@@ -177,12 +190,8 @@ export function problemResponse(error: OncelyError): HttpResponse {
   return { status: error.status, headers, body: new TextEncoder().encode(JSON.stringify(error.toProblem())) };
 }
 
-/**
- * Headers never stored or replayed: hop-by-hop fields (RFC 9110 §7.6.1), framing that the replaying
- * server recomputes (`content-length`), per-response values (`date`), and `set-cookie`, which would
- * hand one response's session to whoever retries with the key.
- */
-const UNSTORED = new Set([
+/** Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection and never cross a hop. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -192,20 +201,31 @@ const UNSTORED = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'content-length',
-  'date',
-  'set-cookie',
-  'idempotent-replayed',
 ]);
+
+/** The lower-case field names that `Connection` headers among `headers` declare hop-by-hop. */
+export function connectionOptions(headers: Iterable<readonly [string, string]>): Set<string> {
+  const named = new Set<string>();
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() !== 'connection') continue;
+    for (const token of value.split(',')) {
+      const field = token.trim().toLowerCase();
+      if (field !== '') named.add(field);
+    }
+  }
+  return named;
+}
+
+/**
+ * Headers never stored or replayed: hop-by-hop fields, framing that the replaying server recomputes
+ * (`content-length`), per-response values (`date`), and `set-cookie`, which would hand one response's
+ * session to whoever retries with the key.
+ */
+const UNSTORED = new Set([...HOP_BY_HOP, 'content-length', 'date', 'set-cookie', 'idempotent-replayed']);
 
 /** The part of a response that is kept: lower-case header names, minus the ones never replayed. */
 export function storableResponse(response: HttpResponse): StoredResponse {
-  const connectionTokens = new Set<string>();
-  for (const [name, value] of response.headers) {
-    if (name.toLowerCase() === 'connection') {
-      for (const token of value.split(',')) connectionTokens.add(token.trim().toLowerCase());
-    }
-  }
+  const connectionTokens = connectionOptions(response.headers);
   const headers: Array<[string, string]> = [];
   for (const [name, value] of response.headers) {
     const lower = name.toLowerCase();

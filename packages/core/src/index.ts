@@ -16,6 +16,8 @@ export {
 export type { OncelyEvent, OncelyEventType, StoreOperation } from './events.ts';
 export { canonicalQuery, type FingerprintInput, fingerprint } from './fingerprint.ts';
 export {
+  connectionOptions,
+  HOP_BY_HOP,
   HTTP_DEFAULTS,
   type HttpDecision,
   type HttpIdempotency,
@@ -45,6 +47,8 @@ export {
   type Oncely,
   type RejectDecision,
   type ReplayDecision,
+  runResultOf,
+  runResultResponse,
 } from './oncely.ts';
 export { DEFAULTS, type OncelyOptions } from './options.ts';
 export { recordId } from './record-id.ts';

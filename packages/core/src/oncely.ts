@@ -97,6 +97,20 @@ export interface Oncely {
 }
 
 const JSON_HEADERS: Array<[string, string]> = [['content-type', 'application/json']];
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** How `run` keeps a function's result: a 200 with its JSON (empty for `undefined`). */
+export function runResultResponse(value: unknown): StoredResponse {
+  const text = value === undefined ? '' : JSON.stringify(value);
+  return { status: 200, headers: JSON_HEADERS, body: utf8Encoder.encode(text) };
+}
+
+/** The result `run` kept in `response` (see `runResultResponse`). */
+export function runResultOf<T>(response: StoredResponse): T {
+  const text = utf8Decoder.decode(response.body);
+  return (text === '' ? undefined : JSON.parse(text)) as T;
+}
 
 /**
  * Create the idempotency engine.
@@ -413,10 +427,7 @@ export function createOncely(options: OncelyOptions): Oncely {
   ): Promise<T> {
     const decision = await begin({ ...input, fingerprint: input.fingerprint ?? '' });
     if (decision.kind === 'reject') throw decision.error;
-    if (decision.kind === 'replay') {
-      const text = new TextDecoder().decode(decision.response.body);
-      return (text === '' ? undefined : JSON.parse(text)) as T;
-    }
+    if (decision.kind === 'replay') return runResultOf<T>(decision.response);
     let value: T;
     try {
       value = await work(decision.signal);
@@ -424,8 +435,7 @@ export function createOncely(options: OncelyOptions): Oncely {
       await decision.abort(error);
       throw error;
     }
-    const text = value === undefined ? '' : JSON.stringify(value);
-    await decision.commit({ status: 200, headers: JSON_HEADERS, body: new TextEncoder().encode(text) });
+    await decision.commit(runResultResponse(value));
     return value;
   }
 

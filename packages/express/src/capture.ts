@@ -74,18 +74,14 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
   const snapshot = (status: number): void => {
     head ??= { status, headers: headerPairs(res) };
   };
-  const captured = (): HttpResponse => {
+  /** Commit what the handler sent; a body past the limit was never buffered whole. */
+  const commitCaptured = (): Promise<unknown> => {
     const { status, headers } = head!;
     // Node sends no body for these, whatever the handler wrote; nor does anyone for HEAD.
     const bodyless = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    // Over the limit only the size matters (the engine keeps the outcome without a body), so a
-    // placeholder of limit + 1 bytes stands in for a body that was never buffered in full.
-    const body = bodyless
-      ? new Uint8Array(0)
-      : size > maxResponseBytes
-        ? new Uint8Array(maxResponseBytes + 1)
-        : concat(chunks, size);
-    return { status, headers, body };
+    if (bodyless) return decision.commit({ status, headers, body: new Uint8Array(0) });
+    if (size > maxResponseBytes) return decision.commitTooLarge({ status, headers });
+    return decision.commit({ status, headers, body: concat(chunks, size) });
   };
 
   const fail = (error: unknown): void => {
@@ -136,11 +132,8 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
     }
     record(chunk, encoding);
     snapshot(this.statusCode);
-    const response = captured();
     // A response that error handling sent is not the handler's outcome: free the key, as for a throw.
-    const outcome = failed()
-      ? () => decision.abort(new Error('the handler failed'))
-      : () => decision.commit(response);
+    const outcome = failed() ? () => decision.abort(new Error('the handler failed')) : commitCaptured;
     ended = settle(outcome).then(() => {
       end.apply(this, args);
     });

@@ -6,8 +6,7 @@
  */
 
 import type { IncomingMessage } from 'node:http';
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+import { connectionOptions, HOP_BY_HOP } from '@oncely/core';
 
 /**
  * `Oncely-Release`: an upstream marks a response that is not an outcome to keep (its error
@@ -15,6 +14,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transf
  * by the gateway, never passed on.
  */
 export const RELEASE_HEADER = 'oncely-release';
+
+const NOTHING: ReadonlySet<string> = new Set();
 
 /** A header list as pairs, names as received (`rawHeaders` order, repeated names kept apart). */
 export type HeaderPairs = Array<[string, string]>;
@@ -27,15 +28,8 @@ export function pairsOf(rawHeaders: readonly string[]): HeaderPairs {
 }
 
 /** The pairs minus hop-by-hop fields, the fields `Connection` names, and any name in `drop` (lower case). */
-export function endToEnd(pairs: HeaderPairs, drop: ReadonlySet<string> = new Set()): HeaderPairs {
-  const named = new Set<string>();
-  for (const [name, value] of pairs) {
-    if (name.toLowerCase() !== 'connection') continue;
-    for (const token of value.split(',')) {
-      const field = token.trim().toLowerCase();
-      if (field !== '') named.add(field);
-    }
-  }
+export function endToEnd(pairs: HeaderPairs, drop: ReadonlySet<string> = NOTHING): HeaderPairs {
+  const named = connectionOptions(pairs);
   return pairs.filter(([name]) => {
     const lower = name.toLowerCase();
     return !HOP_BY_HOP.has(lower) && !lower.startsWith('proxy-') && !named.has(lower) && !drop.has(lower);

@@ -13,6 +13,7 @@ import {
   type HttpIdempotency,
   type HttpIdempotencyOptions,
   httpIdempotency,
+  isOncelyError,
   OncelyError,
   type OncelyEvent,
   type OncelyEventType,
@@ -21,7 +22,7 @@ import {
 import { adminEndpoints } from './admin.ts';
 import { clientResponseHeaders, pairsOf, RELEASE_HEADER, upstreamRequestHeaders } from './forward-headers.ts';
 import { type CommitResult, GatewayMetrics, type Outcome } from './metrics.ts';
-import { gatewayProblem, plainProblem } from './problems.ts';
+import { GATEWAY_PROBLEMS, gatewayProblem, plainProblem } from './problems.ts';
 import { BodyTooLargeError, RequestAbortedError, readBody } from './request-body.ts';
 import { scopeOf } from './scope.ts';
 import { concat, send, write, writeHead } from './send-response.ts';
@@ -495,10 +496,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         await decision.abort(new Error(`the upstream sent ${RELEASE_HEADER}`));
         commit = 'released';
       } else {
-        // Over the limit only the size matters (the engine keeps the outcome without a body), so
-        // limit + 1 bytes stand in for a body that was never buffered whole.
-        const kept = whole ?? new Uint8Array(maxResponseBytes + 1);
-        commit = await decision.commit({ status, headers: pairs, body: kept });
+        commit =
+          whole === undefined
+            ? await decision.commitTooLarge({ status, headers: pairs })
+            : await decision.commit({ status, headers: pairs, body: whole });
       }
       metrics.commit(commit);
       if (!res.destroyed) {
@@ -518,10 +519,9 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   /** The upstream call was cut because the lease was lost: nothing to keep or release (not ours). */
   function leaseLost(res: ServerResponse, decision: Execute): Result {
-    const error =
-      decision.signal.reason instanceof OncelyError
-        ? decision.signal.reason
-        : new OncelyError('ERR_ONCELY_LEASE_LOST', 'The lease on this key was lost.');
+    const error = isOncelyError(decision.signal.reason)
+      ? decision.signal.reason
+      : new OncelyError('ERR_ONCELY_LEASE_LOST', 'The lease on this key was lost.');
     if (!res.headersSent) send(res, problemResponse(error));
     else res.destroy();
     return { outcome: 'executed', status: error.status, commit: 'lease_lost' };
@@ -550,7 +550,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     return {
       outcome,
-      status: res.headersSent ? res.statusCode : timeout ? 504 : 502,
+      status: res.headersSent
+        ? res.statusCode
+        : GATEWAY_PROBLEMS[timeout ? 'ERR_ONCELY_UPSTREAM_TIMEOUT' : 'ERR_ONCELY_UPSTREAM_UNAVAILABLE']
+            .status,
       error: failure.message,
     };
   }

@@ -31,25 +31,21 @@ export const GATEWAY_PROBLEMS: Readonly<
  */
 export function gatewayProblem(code: GatewayProblemCode, detail: string): HttpResponse {
   const { status, title } = CODES[code];
-  const body = { type: `${GATEWAY_DOCS_URL}#${code.toLowerCase()}`, title, status, detail, code };
-  return {
-    status,
-    headers: [
-      ['content-type', 'application/problem+json'],
-      ['cache-control', 'no-store'],
-    ],
-    body: new TextEncoder().encode(JSON.stringify(body)),
-  };
+  return problemJson({ type: `${GATEWAY_DOCS_URL}#${code.toLowerCase()}`, title, status, detail, code });
 }
 
 /** A problem without an Oncely code (`about:blank`, RFC 9457 §4.2.1), for plain HTTP errors of the admin paths. */
 export function plainProblem(status: number, title: string, detail: string): HttpResponse {
+  return problemJson({ type: 'about:blank', title, status, detail });
+}
+
+function problemJson(problem: { status: number } & Record<string, unknown>): HttpResponse {
   return {
-    status,
+    status: problem.status,
     headers: [
       ['content-type', 'application/problem+json'],
       ['cache-control', 'no-store'],
     ],
-    body: new TextEncoder().encode(JSON.stringify({ type: 'about:blank', title, status, detail })),
+    body: new TextEncoder().encode(JSON.stringify(problem)),
   };
 }

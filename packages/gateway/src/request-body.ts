@@ -4,6 +4,7 @@
  */
 
 import type { IncomingMessage } from 'node:http';
+import { concat } from './send-response.ts';
 
 /** The body is larger than the limit: answered with 413 before the store or the upstream see it. */
 export class BodyTooLargeError extends Error {
@@ -45,13 +46,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Uint8Arra
         return;
       }
       // A fresh Uint8Array, not a view into Buffer's shared pool: the bytes outlive this request.
-      const body = new Uint8Array(size);
-      let offset = 0;
-      for (const chunk of chunks) {
-        body.set(chunk, offset);
-        offset += chunk.byteLength;
-      }
-      resolve(body);
+      resolve(concat(chunks, size));
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.byteLength;

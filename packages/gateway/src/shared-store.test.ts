@@ -3,8 +3,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { recordId } from '@oncely/core';
-import { newKey, post, type RawReply } from './test-client.ts';
-import { type GatewayProcess, runCli, startGatewayProcess } from './test-gateway.ts';
 import {
   connectPostgres,
   connectRedis,
@@ -12,14 +10,16 @@ import {
   deleteRedisKeys,
   REDIS_URL,
   unique,
-} from './test-services.ts';
+} from '@oncely/test-stores';
+import { newKey, post, type RawReply } from './test-client.ts';
+import { type GatewayProcess, runCli, startGatewayProcess } from './test-gateway.ts';
 import { startTestUpstream, type TestUpstream } from './test-upstream.ts';
 
 // Fail loudly, before any process starts, when a server is missing.
 const redis = await connectRedis();
 const pool = await connectPostgres();
-const redisPrefix = `${unique('oncely_gateway_shared')}:`;
-const table = unique('oncely_gateway_shared');
+const redisPrefix = `oncely_gateway_shared_${unique()}:`;
+const table = `oncely_gateway_shared_${unique()}`;
 
 const processes: GatewayProcess[] = [];
 const upstreams: TestUpstream[] = [];

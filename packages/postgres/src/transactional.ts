@@ -26,6 +26,8 @@ import {
   type Oncely,
   OncelyError,
   replayResponse,
+  runResultOf,
+  runResultResponse,
   type StoredResponse,
   storableResponse,
 } from '@oncely/core';
@@ -98,7 +100,6 @@ export interface Transactional<Client extends PgPoolClient = PgPoolClient> {
 const OPTION_NAMES: ReadonlySet<string> = new Set(['oncely', 'store', 'pool', 'commitWindowMs']);
 // idle_in_transaction_session_timeout is a 32-bit count of milliseconds.
 const MAX_MS = 2 ** 31 - 1;
-const JSON_HEADERS: Array<[string, string]> = [['content-type', 'application/json']];
 
 /**
  * Transactional mode on a `postgresStore()`: your writes and the idempotency record commit together.
@@ -268,15 +269,8 @@ export function transactional<Pool extends PgPool = PgPool>(
     ): Promise<T> {
       const decision = await oncely.begin({ ...input, fingerprint: input.fingerprint ?? '' });
       if (decision.kind === 'reject') throw decision.error;
-      if (decision.kind === 'replay') {
-        const text = new TextDecoder().decode(decision.response.body);
-        return (text === '' ? undefined : JSON.parse(text)) as T;
-      }
-      return inTransaction(decision, work, (value) => ({
-        status: 200,
-        headers: JSON_HEADERS,
-        body: new TextEncoder().encode(value === undefined ? '' : JSON.stringify(value)),
-      }));
+      if (decision.kind === 'replay') return runResultOf<T>(decision.response);
+      return inTransaction(decision, work, runResultResponse);
     },
 
     async execute(input: BeginInput, work: TransactionalWork<Client, StoredResponse>) {

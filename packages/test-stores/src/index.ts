@@ -25,7 +25,8 @@ export interface TestStoreKind {
   cleanup: () => Promise<void>;
 }
 
-const unique = (): string => randomBytes(6).toString('hex');
+/** 12 hex characters of this run's own: a part of a Redis prefix or a table name. */
+export const unique = (): string => randomBytes(6).toString('hex');
 
 function unreachable(service: string, url: string, error: unknown): Error {
   const reason = error instanceof Error ? error.message : String(error);
@@ -34,45 +35,66 @@ function unreachable(service: string, url: string, error: unknown): Error {
   });
 }
 
+/** A connected ioredis client that does not reconnect, or an error that says Redis is missing. */
+export async function connectRedis(): Promise<Redis> {
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 3000,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
+  let cause: unknown;
+  redis.on('error', (error: unknown) => {
+    cause ??= error;
+  });
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw unreachable('Redis', REDIS_URL, cause ?? error);
+  }
+  return redis;
+}
+
+/** Delete every key under `prefix` (SCAN, never KEYS on a shared server). */
+export async function deleteRedisKeys(redis: Redis, prefix: string): Promise<void> {
+  if (!/^[\w:.-]+$/.test(prefix)) throw new Error(`refusing to delete by a pattern-like prefix: ${prefix}`);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+/** A pool on DATABASE_URL, checked with one query, or an error that says PostgreSQL is missing. */
+export async function connectPostgres(config: pg.PoolConfig = {}): Promise<pg.Pool> {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5000, ...config });
+  pool.on('error', () => {});
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw unreachable('PostgreSQL', DATABASE_URL, error);
+  }
+  return pool;
+}
+
 /** Records under a prefix of their own on the shared Redis; the keys are deleted at cleanup. */
 function redisKind(): Omit<TestStoreKind, 'store'> & { store: () => Promise<RedisStore> } {
   const prefix = `oncely-test:${unique()}:`;
   let client: Promise<Redis> | undefined;
-  const connect = async (): Promise<Redis> => {
-    const redis = new Redis(REDIS_URL, {
-      lazyConnect: true,
-      connectTimeout: 3000,
-      maxRetriesPerRequest: 1,
-      retryStrategy: () => null,
-    });
-    let cause: unknown;
-    redis.on('error', (error: unknown) => {
-      cause ??= error;
-    });
-    try {
-      await redis.connect();
-    } catch (error) {
-      redis.disconnect();
-      throw unreachable('Redis', REDIS_URL, cause ?? error);
-    }
-    return redis;
-  };
   let stores = 0;
   return {
     name: 'redis',
     store: async () => {
-      client ??= connect();
+      client ??= connectRedis();
       return redisStore({ client: await client, prefix: `${prefix}${++stores}:` });
     },
     cleanup: async () => {
       if (!client) return;
       const redis = await client;
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deleteRedisKeys(redis, prefix);
       redis.disconnect();
     },
   };
@@ -83,14 +105,8 @@ function postgresKind(): TestStoreKind {
   const table = `oncely_test_${unique()}`;
   let ready: Promise<pg.Pool> | undefined;
   const connect = async (): Promise<pg.Pool> => {
-    const pool = new pg.Pool({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5000, max: 20 });
-    pool.on('error', () => {});
-    try {
-      await postgresStore({ pool, table, sweepIntervalMs: 0 }).migrate();
-    } catch (error) {
-      await pool.end().catch(() => {});
-      throw unreachable('PostgreSQL', DATABASE_URL, error);
-    }
+    const pool = await connectPostgres({ max: 20 });
+    await postgresStore({ pool, table, sweepIntervalMs: 0 }).migrate();
     return pool;
   };
   let stores = 0;
