@@ -28,7 +28,7 @@ const paymentBody = {
   required: ['amount', 'currency', 'customer'],
   additionalProperties: false,
   properties: {
-    amount: { type: 'integer', minimum: 1 },
+    amount: { type: 'integer', minimum: 1, maximum: 100_000_000 },
     currency: { type: 'string', pattern: '^[a-z]{3}$' },
     customer: { type: 'string', minLength: 1, maxLength: 100 },
   },
