@@ -14,6 +14,8 @@ const CODES = {
   ERR_ONCELY_IN_PROGRESS: { status: 409, title: 'A request is outstanding for this Idempotency-Key' },
   ERR_ONCELY_RESPONSE_NOT_STORED: { status: 409, title: 'The original response was too large to store' },
   ERR_ONCELY_STORE_UNAVAILABLE: { status: 503, title: 'Idempotency store unavailable' },
+  ERR_ONCELY_BODY_AMBIGUOUS: { status: 400, title: 'Request body is ambiguous' },
+  ERR_ONCELY_SCOPE_MISSING: { status: 400, title: 'Request scope is missing' },
   ERR_ONCELY_LEASE_LOST: { status: 500, title: 'The lease on this Idempotency-Key was lost' },
   ERR_ONCELY_INVALID_OPTION: { status: 500, title: 'Invalid Oncely option' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -3,7 +3,7 @@
  * `handle`, and maps the decision out: it holds no status logic, no key parsing, no fingerprinting.
  */
 
-import { OncelyError } from './errors.ts';
+import { isOncelyError, OncelyError } from './errors.ts';
 import { fingerprint as defaultFingerprint, type FingerprintInput } from './fingerprint.ts';
 import { parseIdempotencyKey } from './key.ts';
 import type { CommitOutcome, Oncely } from './oncely.ts';
@@ -138,17 +138,22 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
       return problem(new OncelyError('ERR_ONCELY_KEY_INVALID', parsed.detail));
     }
     const body = typeof request.body === 'function' ? await request.body() : request.body;
-    const decision = await oncely.begin({
-      scope: request.scope ?? '',
-      key: parsed.key,
-      fingerprint: fingerprintOf({
+    let fingerprint: string;
+    try {
+      fingerprint = fingerprintOf({
         method: request.method,
         path: request.path,
         query: request.query ?? '',
         body: body ?? null,
         contentType: request.contentType ?? null,
-      }),
-    });
+      });
+    } catch (error) {
+      // A body the fingerprint refuses (duplicate JSON member names) is the client's to fix: a 400
+      // before anything runs or is recorded. Any other failure is the server's and propagates.
+      if (isOncelyError(error)) return problem(error);
+      throw error;
+    }
+    const decision = await oncely.begin({ scope: request.scope ?? '', key: parsed.key, fingerprint });
     switch (decision.kind) {
       case 'reject':
         return problem(decision.error);

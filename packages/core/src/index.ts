@@ -64,6 +64,7 @@ export type {
   ReleaseInput,
   Store,
   StoredResponse,
+  StoreHealth,
 } from './store.ts';
 export { TIERED_DEFAULTS, type TieredStoreOptions, tieredStore } from './tiered-store.ts';
 export { DAY, HOUR, MINUTE, SECOND } from './time.ts';

@@ -112,6 +112,20 @@ export interface Store {
   get(input: GetInput): Promise<IdempotencyRecord | null>;
   /** Release resources the store itself created (timers, a database it opened). Safe to call twice. */
   close(): Promise<void>;
+  /**
+   * Optional: whether the store can take writes right now, without waiting for a lock. Health checks
+   * call it (the gateway's healthz) to report a store that answers reads but cannot write, such as a
+   * SQLite file whose write lock another process holds. Never blocks longer than one statement.
+   */
+  health?(): Promise<StoreHealth>;
+}
+
+/** What `Store.health` reports. */
+export interface StoreHealth {
+  /** False while the store cannot take writes (it still may answer reads). */
+  writable: boolean;
+  /** Why it cannot, in words for a health page or a log line (never a key or a value). */
+  detail?: string;
 }
 
 /**
