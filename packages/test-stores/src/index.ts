@@ -15,6 +15,8 @@ import { sqliteStore } from '@oncely/sqlite';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
+export { type FaultProxy, type FaultProxyOptions, faultProxy } from './fault-proxy.ts';
+
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
