@@ -1,4 +1,5 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   AcquireInput,
   AcquireResult,
@@ -10,6 +11,7 @@ import type {
   ReleaseInput,
   Store,
   StoredResponse,
+  StoreHealth,
 } from '@oncely/core';
 import { OncelyError } from '@oncely/core';
 
@@ -20,7 +22,11 @@ export interface SqliteStoreOptions {
   namespace?: string;
   /** Table name, validated against `/^[A-Za-z_][A-Za-z0-9_]{0,62}$/`. @default 'oncely_records' */
   table?: string;
-  /** How long a write waits for another connection's write lock before failing with SQLITE_BUSY. @default 5000 */
+  /**
+   * How long a call waits for another connection's write lock before failing with SQLITE_BUSY
+   * ("database is locked"). The wait is asynchronous: the call is retried with short sleeps, and
+   * the event loop keeps running meanwhile. 0 fails at once. @default 5000
+   */
   busyTimeoutMs?: number;
   /** How often expired rows are deleted; 0 disables (expired rows are still never returned). @default 60_000 */
   sweepIntervalMs?: number;
@@ -34,6 +40,8 @@ export interface SqliteStoreOptions {
 export type SqliteStore = Store & {
   /** Delete every expired row of this namespace now, in batches; resolves with the number deleted. */
   sweep(): Promise<number>;
+  /** Whether the write lock can be taken right now; `writable: false` while another connection holds it. */
+  health(): Promise<StoreHealth>;
 };
 
 /**
@@ -61,8 +69,22 @@ const OPTION_NAMES: ReadonlySet<string> = new Set<keyof SqliteStoreOptions>([
   'sweepBatchSize',
   'clock',
 ]);
-// setInterval and SQLite's busy timeout both take a signed 32-bit count of milliseconds.
+// setInterval takes a signed 32-bit count of milliseconds; busyTimeoutMs keeps the bound it had when
+// it was SQLite's own busy timeout.
 const MAX_MS = 2 ** 31 - 1;
+
+// The primary result codes (the low byte of node:sqlite's `errcode`, an extended code) of "another
+// connection holds a lock this statement needs": BUSY from another connection or process, LOCKED
+// from a connection sharing this one's cache. Both leave nothing written: the statement is retried.
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+// Waits between attempts while the lock is taken: 1, 2, 4 … ms, then every 25 ms, each with jitter
+// so that several processes waiting for one lock do not retry in step. The same scale as SQLite's own
+// busy handler (1, 2, 5 … 25, 50, 100 ms), minus its long tail: a lock held for microseconds by another
+// process's step is picked up within a few ms of its release.
+const FIRST_BACKOFF_MS = 1;
+const MAX_BACKOFF_MS = 25;
+const LOCKED_DETAIL = 'the database is locked by another connection';
 
 /** A row as the schema below stores it. */
 interface RecordRow {
@@ -102,25 +124,72 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
   const ownsDatabase = typeof config.database === 'string';
 
   let statements: Statements | undefined;
+  let opening: Promise<Statements> | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
   let sweeping = 0;
   let closed = false;
 
+  const closedError = (): Error =>
+    new Error(`sqliteStore is closed (namespace "${namespace}", table "${table}")`);
+
+  // node:sqlite is synchronous: a statement that waits inside SQLite for a lock (its busy_timeout)
+  // blocks the whole event loop, so every request of this process and every lease renewal stalls
+  // for as long as another process holds the write lock. So SQLite never waits here (busy_timeout 0:
+  // a statement refused for a lock fails at once, having written nothing), and the waiting happens
+  // in this loop instead: the step is run again after a short setTimeout, until busyTimeoutMs is
+  // spent, then its SQLITE_BUSY error is thrown (a 503 from the engine). `step` is synchronous (one
+  // statement, or one whole transaction that rolls itself back on failure), so an attempt still holds
+  // the lock for microseconds and never interleaves with another step of this process. The first
+  // attempt runs before this function returns. Deadlines use the monotonic clock, never `clock`.
+  const retrying = async <T>(step: () => T): Promise<T> => {
+    const deadline = performance.now() + busyTimeoutMs;
+    let backoff = FIRST_BACKOFF_MS;
+    for (;;) {
+      try {
+        return step();
+      } catch (error) {
+        const left = deadline - performance.now();
+        if (!isBusy(error) || left <= 0) throw error;
+        await sleep(Math.min(left, backoff * (0.5 + Math.random() / 2)));
+        backoff = Math.min(2 * backoff, MAX_BACKOFF_MS);
+        // close() while waiting ends the wait: the connection may be gone.
+        if (closed) throw closedError();
+      }
+    }
+  };
+
+  /** The open connection, or undefined before the first call opened it. Throws once closed. */
+  const current = (): Statements | undefined => {
+    if (closed) throw closedError();
+    return statements;
+  };
+
   // Opened on first use, not in the constructor: building a store does no I/O, and a failure to
   // open (missing directory, locked file) reaches the caller as a rejected promise of a store call,
   // which the engine turns into a 503, instead of a throw at startup. A failed attempt is retried
-  // from scratch by the next call.
-  const ready = (): Statements => {
-    if (closed) throw new Error(`sqliteStore is closed (namespace "${namespace}", table "${table}")`);
-    if (statements) return statements;
+  // from scratch by the next call; calls made while it runs share it.
+  const open = (): Promise<Statements> => {
+    opening ??= connect().finally(() => {
+      opening = undefined;
+    });
+    return opening;
+  };
+
+  const connect = async (): Promise<Statements> => {
     const database =
       typeof config.database === 'string' ? new DatabaseSync(config.database) : config.database;
+    let opened: Statements;
     try {
-      statements = initialize(database, table, busyTimeoutMs);
+      // The schema needs the write lock when the table or its index is missing, and switching a
+      // file to WAL needs it too: the same asynchronous wait as any write, not a synchronous one.
+      // Every step of initialize() is idempotent, so an attempt refused half-way is run again whole.
+      opened = await retrying(() => initialize(database, table));
+      if (closed) throw closedError();
     } catch (error) {
-      if (ownsDatabase) database.close();
+      if (ownsDatabase && database.isOpen) database.close();
       throw error;
     }
+    statements = opened;
     if (sweepIntervalMs > 0) {
       timer = setInterval(() => {
         // An overlapping tick is skipped, and a failed sweep is retried by the next tick. No
@@ -131,23 +200,32 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       // The sweeper must never keep a process alive on its own.
       timer.unref();
     }
-    return statements;
+    return opened;
   };
 
   const sweep = async (): Promise<number> => {
-    const s = ready();
+    const s = current() ?? (await open());
     sweeping++;
     try {
       const now = clock();
       let deleted = 0;
       for (;;) {
         // Each batch is one DELETE statement, so its own short autocommit transaction: acquires
-        // from this and other processes get the write lock between batches.
-        const changes = Number(s.sweepBatch.run({ namespace, now, limit: sweepBatchSize }).changes);
+        // from this and other processes get the write lock between batches. While another process
+        // holds the lock, a batch waits like any write: asynchronously.
+        let changes: number;
+        try {
+          changes = Number(
+            (await retrying(() => s.sweepBatch.run({ namespace, now, limit: sweepBatchSize }))).changes,
+          );
+        } catch (error) {
+          // close() during a sweep ends it quietly, with what was deleted so far.
+          if (closed) return deleted;
+          throw error;
+        }
         deleted += changes;
         if (changes < sweepBatchSize) return deleted;
         await new Promise<void>((resolve) => setImmediate(resolve));
-        // close() during a sweep ends it quietly, with what was deleted so far.
         if (closed) return deleted;
       }
     } finally {
@@ -159,45 +237,48 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     name: 'sqlite',
 
     async acquire(input: AcquireInput): Promise<AcquireResult> {
-      const s = ready();
+      const s = current() ?? (await open());
       const key = { namespace, id: input.id };
-      return transaction(s.db, (): AcquireResult => {
-        const row = s.select.get(key) as RecordRow | undefined;
-        if (row === undefined || row.expires_at <= input.now) {
-          // No record, or its retention ended: it is gone as if never written, whatever it held.
-          s.insert.run({
-            ...key,
-            fingerprint: input.fingerprint,
-            token: input.token,
-            leaseUntil: input.leaseUntil,
-            expiresAt: input.expiresAt,
-          });
-          return { acquired: true, takeover: false, record: fresh(input) };
-        }
-        // A crashed owner's work may be picked up by a retry of the same request only. A request
-        // with another fingerprint never takes over: it gets the record and the engine answers 422.
-        if (
-          row.state === 'in_progress' &&
-          row.lease_until <= input.now &&
-          row.fingerprint === input.fingerprint
-        ) {
-          s.takeover.run({
-            ...key,
-            token: input.token,
-            leaseUntil: input.leaseUntil,
-            expiresAt: input.expiresAt,
-          });
-          return { acquired: true, takeover: true, record: fresh(input) };
-        }
-        return { acquired: false, record: toRecord(input.id, row) };
-      });
+      // A refused attempt rolled back and left nothing behind; the next one reads afresh.
+      return retrying(() =>
+        transaction(s.db, (): AcquireResult => {
+          const row = s.select.get(key) as RecordRow | undefined;
+          if (row === undefined || row.expires_at <= input.now) {
+            // No record, or its retention ended: it is gone as if never written, whatever it held.
+            s.insert.run({
+              ...key,
+              fingerprint: input.fingerprint,
+              token: input.token,
+              leaseUntil: input.leaseUntil,
+              expiresAt: input.expiresAt,
+            });
+            return { acquired: true, takeover: false, record: fresh(input) };
+          }
+          // A crashed owner's work may be picked up by a retry of the same request only. A request
+          // with another fingerprint never takes over: it gets the record and the engine answers 422.
+          if (
+            row.state === 'in_progress' &&
+            row.lease_until <= input.now &&
+            row.fingerprint === input.fingerprint
+          ) {
+            s.takeover.run({
+              ...key,
+              token: input.token,
+              leaseUntil: input.leaseUntil,
+              expiresAt: input.expiresAt,
+            });
+            return { acquired: true, takeover: true, record: fresh(input) };
+          }
+          return { acquired: false, record: toRecord(input.id, row) };
+        }),
+      );
     },
 
     async complete(input: CompleteInput): Promise<boolean> {
-      const s = ready();
+      const s = current() ?? (await open());
       // One UPDATE fenced by token and state: atomic on its own, no transaction needed.
       const response = input.response;
-      const result = s.complete.run({
+      const params = {
         namespace,
         id: input.id,
         token: input.token,
@@ -205,35 +286,46 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
         status: response === null ? null : response.status,
         headers: response === null ? null : JSON.stringify(response.headers),
         body: response === null ? null : response.body,
-      });
-      return Number(result.changes) > 0;
+      };
+      return Number((await retrying(() => s.complete.run(params))).changes) > 0;
     },
 
     async extend(input: ExtendInput): Promise<boolean> {
-      const s = ready();
-      const result = s.extend.run({
-        namespace,
-        id: input.id,
-        token: input.token,
-        leaseUntil: input.leaseUntil,
-      });
-      return Number(result.changes) > 0;
+      const s = current() ?? (await open());
+      const params = { namespace, id: input.id, token: input.token, leaseUntil: input.leaseUntil };
+      return Number((await retrying(() => s.extend.run(params))).changes) > 0;
     },
 
     async release(input: ReleaseInput): Promise<boolean> {
-      const s = ready();
-      const result = s.release.run({ namespace, id: input.id, token: input.token });
-      return Number(result.changes) > 0;
+      const s = current() ?? (await open());
+      const params = { namespace, id: input.id, token: input.token };
+      return Number((await retrying(() => s.release.run(params))).changes) > 0;
     },
 
     async get(input: GetInput): Promise<IdempotencyRecord | null> {
-      const s = ready();
-      const row = s.select.get({ namespace, id: input.id }) as RecordRow | undefined;
+      const s = current() ?? (await open());
+      // In WAL mode a read needs no write lock, but it can still be refused for a moment (another
+      // connection recovering the WAL index or opening the file): the same asynchronous wait.
+      const row = (await retrying(() => s.select.get({ namespace, id: input.id }))) as RecordRow | undefined;
       // A row past its retention may linger until the sweeper reaches it; it is already gone.
       return row === undefined || row.expires_at <= input.now ? null : toRecord(input.id, row);
     },
 
     sweep,
+
+    // Takes the write lock without waiting, and gives it straight back: a BUSY answer means another
+    // connection holds it now, and every write of this store would wait (up to busyTimeoutMs).
+    async health(): Promise<StoreHealth> {
+      const s = current() ?? (await open());
+      try {
+        s.db.exec('BEGIN IMMEDIATE');
+      } catch (error) {
+        if (isBusy(error)) return { writable: false, detail: LOCKED_DETAIL };
+        throw error;
+      }
+      s.db.exec('ROLLBACK');
+      return { writable: true };
+    },
 
     async close(): Promise<void> {
       if (closed) return;
@@ -249,11 +341,10 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
 
 // Runs a read-then-write step as one transaction. BEGIN IMMEDIATE takes the write lock before the
 // read: with a plain (deferred) BEGIN, two processes could both read "no record", and the one that
-// upgrades second gets SQLITE_BUSY at once, without the busy timeout ever waiting (SQLite refuses
-// to wait there, since the reader's snapshot is already stale). Taken up front, the lock is simply
-// waited for (busy_timeout) and the read sees the latest commit. node:sqlite is synchronous, so the
-// transaction never spans an await: it is held for microseconds and never interleaves with another
-// step of this process.
+// upgrades second could only fail (SQLITE_BUSY_SNAPSHOT: its snapshot is already stale). Taken up
+// front, the lock is simply waited for (`retrying`, when BEGIN IMMEDIATE is refused) and the read
+// sees the latest commit. node:sqlite is synchronous, so the transaction never spans an await: it is
+// held for microseconds and never interleaves with another step of this process.
 function transaction<T>(database: DatabaseSync, step: () => T): T {
   database.exec('BEGIN IMMEDIATE');
   try {
@@ -272,10 +363,23 @@ function transaction<T>(database: DatabaseSync, step: () => T): T {
   }
 }
 
-/** Pragmas, schema and statements of one connection. Safe to run from several processes at once. */
-function initialize(db: DatabaseSync, table: string, busyTimeoutMs: number): Statements {
-  // busy_timeout first, so that the pragmas and the schema below wait for other processes too.
-  db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+/** True for an error that means "another connection holds a lock": retry later, nothing was written. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown } | null)?.errcode;
+  if (typeof code !== 'number') return false;
+  const primary = code & 0xff;
+  return primary === SQLITE_BUSY || primary === SQLITE_LOCKED;
+}
+
+/**
+ * Pragmas, schema and statements of one connection. Safe to run from several processes at once, and
+ * again after a failed attempt: every step is idempotent and its own autocommit statement.
+ */
+function initialize(db: DatabaseSync, table: string): Statements {
+  // SQLite never waits for a lock on this connection: its wait would block the event loop (see
+  // `retrying`). Set first, so that the pragmas and the schema below are refused at once too, and
+  // also on a DatabaseSync passed in, whatever timeout it was opened with.
+  db.exec('PRAGMA busy_timeout = 0');
   // WAL: readers never block the writer nor the writer readers, and several processes can share
   // the file. synchronous=NORMAL is durable against a process crash, and loses at most the last
   // transactions on power loss, never consistency; it avoids an fsync per step.

@@ -17,7 +17,7 @@ export interface AcquireOutcome {
   acquired: boolean;
   /** The token of the record the store returned: the caller's own, or the owner's. */
   seenToken: string;
-  /** Wall-clock ms (fractional) when this call started and when its transaction had finished. */
+  /** Wall-clock ms (fractional) when this call started and when it resolved (its transaction done). */
   start: number;
   end: number;
 }
@@ -47,8 +47,7 @@ async function main(file: string | undefined, worker: string | undefined): Promi
     void send({ type: 'ready', pid: process.pid });
   });
 
-  // Tell the parent before the first call: that call may block on the write lock the parent holds
-  // (node:sqlite waits synchronously), and a blocked process cannot send anything.
+  // Tell the parent before the first call, so that "started" is known to precede every attempt.
   await send({ type: 'started', pid: process.pid, at: wallClock() });
   const now = Date.now();
   const calls = Array.from({ length: go.count }, async (_, i): Promise<AcquireOutcome> => {
@@ -62,9 +61,10 @@ async function main(file: string | undefined, worker: string | undefined): Promi
       leaseUntil: now + 60_000,
       expiresAt: now + 3_600_000,
     });
-    // node:sqlite is synchronous: the transaction has committed by the time acquire() returns.
-    const end = wallClock();
+    // The store waits for the parent's lock asynchronously: the transaction has committed once the
+    // call resolves, not when it returns.
     const result = await pending;
+    const end = wallClock();
     return { token, acquired: result.acquired, seenToken: result.record.token, start, end };
   });
   const outcomes = await Promise.all(calls);
