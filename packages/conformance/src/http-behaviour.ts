@@ -438,6 +438,73 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       assert.equal(app.count('slow'), 1, 'a disconnect is no reason to run the handler again');
     });
 
+    it('never frees the key of a handler that outlives its lease after its client left: one run, then a replay', async () => {
+      // The schedule that ran a payment three times on one adapter: the handler takes longer than
+      // the lease (renewing it), the client gives up at once and retries while it still runs.
+      const { app, send, url } = await server({ leaseMs: 600 });
+      const key = newKey();
+      const started = Date.now();
+      const socket = rawOpen(url, '/slow?ms=1800', [`Idempotency-Key: ${key}`], '{"amount":100}');
+      await sleep(100);
+      socket.destroy();
+      for (const at of [400, 900, 1300]) {
+        await sleep(Math.max(0, at - (Date.now() - started)));
+        expectProblem(await send('/slow?ms=1800', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      }
+      await sleep(Math.max(0, 2200 - (Date.now() - started)));
+      const retry = await send('/slow?ms=1800', { key });
+      assert.equal(retry.status, 201, `${retry.status}: ${retry.text}`);
+      assert.equal(
+        retry.headers.get('idempotent-replayed'),
+        'true',
+        'the outcome of the first run is replayed',
+      );
+      assert.deepEqual(retry.json(), { n: 1, aborted: false });
+      assert.equal(app.count('slow'), 1, 'a disconnect is never a reason to run the handler again');
+      assert.deepEqual(app.signals, [false], 'the handler was not aborted by its client leaving');
+    });
+
+    it('in wait mode, a waiter whose client left stops waiting', async () => {
+      const calls = { acquire: 0, get: 0 };
+      const counting = (store: Store): Store => ({
+        ...store,
+        name: store.name,
+        acquire: (input) => {
+          calls.acquire++;
+          return store.acquire(input);
+        },
+        get: (input) => {
+          calls.get++;
+          return store.get(input);
+        },
+        complete: store.complete.bind(store),
+        extend: store.extend.bind(store),
+        release: store.release.bind(store),
+        close: store.close.bind(store),
+      });
+      const { app, send, url } = await server(
+        { concurrency: 'wait', maxWaitMs: 5000, waitPollMs: 20, waitPollMaxMs: 100 },
+        counting,
+      );
+      const key = newKey();
+      const first = send('/slow?ms=1200', { key });
+      await sleep(100);
+      const sockets = Array.from({ length: 20 }, () =>
+        rawOpen(url, '/slow?ms=1200', [`Idempotency-Key: ${key}`], '{"amount":100}'),
+      );
+      await sleep(200);
+      for (const socket of sockets) socket.destroy();
+      await sleep(100);
+      const before = { ...calls };
+      await sleep(500);
+      // The first request still runs; nobody waits any more, so nobody asks the store for this key.
+      assert.ok(calls.get - before.get <= 1, `gets after every waiter left: ${calls.get - before.get}`);
+      assert.equal(calls.acquire, before.acquire, 'no acquire after every waiter left');
+      const reply = await first;
+      assert.equal(reply.status, 201);
+      assert.equal(app.count('slow'), 1);
+    });
+
     it('passes GET through untouched, key or not', async () => {
       const { app, send } = await server();
       const key = newKey();

@@ -10,10 +10,11 @@ export type OncelyEventType =
   | 'lease_lost'
   | 'store_error'
   | 'completed'
-  | 'released';
+  | 'released'
+  | 'client_gone';
 
 /** The store step an event is about. */
-export type StoreOperation = 'acquire' | 'complete' | 'extend' | 'release';
+export type StoreOperation = 'acquire' | 'complete' | 'extend' | 'release' | 'get';
 
 export interface OncelyEvent {
   type: OncelyEventType;

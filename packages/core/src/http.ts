@@ -46,6 +46,8 @@ export interface HttpRequestInfo {
   contentType?: string | null;
   /** Tenant of the request (API key id, account). Without it all clients share one key space. */
   scope?: string | null;
+  /** Aborts when the client goes away: a request waiting for a duplicate (`concurrency: 'wait'`) stops. */
+  signal?: AbortSignal | undefined;
   /** The raw body bytes, or a function that reads them: called only for recorded requests. */
   body?:
     | Uint8Array
@@ -83,6 +85,11 @@ export type HttpDecision =
        */
       commitTooLarge(head: Omit<HttpResponse, 'body'>): Promise<CommitOutcome>;
       abort(reason?: unknown): Promise<void>;
+      /**
+       * The client disconnected before its response. The one policy for every adapter: the handler
+       * goes on with its lease and its outcome is committed, so the client's retry replays it.
+       */
+      clientGone(): void;
     };
 
 /** The HTTP layer returned by `httpIdempotency`. */
@@ -153,7 +160,12 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
       if (isOncelyError(error)) return problem(error);
       throw error;
     }
-    const decision = await oncely.begin({ scope: request.scope ?? '', key: parsed.key, fingerprint });
+    const decision = await oncely.begin({
+      scope: request.scope ?? '',
+      key: parsed.key,
+      fingerprint,
+      signal: request.signal,
+    });
     switch (decision.kind) {
       case 'reject':
         return problem(decision.error);
@@ -170,6 +182,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
           commit: (response) => decision.commit(storableResponse(response)),
           commitTooLarge: (head) => decision.commit(storableResponse({ ...head, body: tooLargeBody() })),
           abort: (reason) => decision.abort(reason),
+          clientGone: () => decision.clientGone(),
         };
     }
   }

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { bounded, sleep } from './bounded.ts';
 import { cachePredicate } from './cache-policy.ts';
 import { OncelyError } from './errors.ts';
 import type { OncelyEvent, StoreOperation } from './events.ts';
 import { isValidKey } from './key.ts';
+import { keepLease } from './lease.ts';
 import { type OncelyOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import { recordId } from './record-id.ts';
-import type { CompleteInput, IdempotencyRecord, StoredResponse } from './store.ts';
+import type { AcquireResult, CompleteInput, IdempotencyRecord, StoredResponse } from './store.ts';
+import { waiters } from './waiters.ts';
 
 /** What `begin` needs: who asks (scope), the key they sent, and the fingerprint of what they asked. */
 export interface BeginInput {
@@ -15,6 +18,11 @@ export interface BeginInput {
   key: string;
   /** Fingerprint of the request (see `fingerprint`); a reused key with another one is refused. */
   fingerprint: string;
+  /**
+   * Aborts when whoever asked stops waiting (the HTTP client went away). With `concurrency: 'wait'`,
+   * a waiter whose signal aborts stops waiting and asking the store at once.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /** How `commit` ended. */
@@ -60,6 +68,12 @@ export interface ExecuteDecision {
   ): Promise<CommitOutcome>;
   /** The work failed without a response worth keeping: free the key so a retry runs again. */
   abort(reason?: unknown): Promise<void>;
+  /**
+   * The client that asked for the work went away before its response. Every adapter and the gateway
+   * call this and nothing else on a disconnect: the work goes on, keeps its lease and its outcome is
+   * committed for the retry. Reported as a `client_gone` event.
+   */
+  clientGone(): void;
 }
 
 /** The key was completed before: send this response again. */
@@ -126,6 +140,10 @@ export function createOncely(options: OncelyOptions): Oncely {
   const clock = (): number => Math.floor(opts.clock());
   const keep = cachePredicate(opts.cache);
   const pending = new Set<Promise<unknown>>();
+  // An acquire must answer with most of its lease left, or the new owner could lose it at once.
+  const acquireTimeoutMs = Math.max(1, Math.min(opts.storeTimeoutMs, Math.floor(opts.leaseMs / 2)));
+  const call = <T>(operation: StoreOperation | 'get', promise: Promise<T>): Promise<T> =>
+    bounded(promise, opts.storeTimeoutMs, operation);
 
   const emit = (event: Omit<OncelyEvent, 'at'>): void => {
     if (!opts.onEvent) return;
@@ -136,11 +154,81 @@ export function createOncely(options: OncelyOptions): Oncely {
     }
   };
 
+  const watch = waiters({
+    store,
+    clock,
+    pollMs: opts.waitPollMs,
+    maxPollMs: Math.max(opts.waitPollMs, opts.waitPollMaxMs),
+    storeTimeoutMs: opts.storeTimeoutMs,
+    onStoreError: (keyHash, error) =>
+      emit({ scope: '', keyHash, type: 'store_error', operation: 'get', error }),
+  });
+
   const reject = (keyHash: string, error: OncelyError): RejectDecision => ({
     kind: 'reject',
     keyHash,
     error,
   });
+
+  const inProgress = (id: string): RejectDecision =>
+    reject(
+      id,
+      new OncelyError(
+        'ERR_ONCELY_IN_PROGRESS',
+        'A request with this Idempotency-Key is still being processed. Retry later.',
+        { retryAfter: opts.retryAfterSeconds },
+      ),
+    );
+
+  /**
+   * An acquire the engine gave up on (it failed, timed out, or answered too late) may still have
+   * written a record: a command already on the wire runs when a stalled server resumes. Nobody would
+   * own that record, and retries would get 409 until its lease lapsed. So once the store answers,
+   * free it with the same token; the release is fenced by the token, so it can only ever remove the
+   * record this attempt created. Past the attempt's lease end there is nothing left to do: a retry
+   * takes a lapsed lease over.
+   */
+  const freeOrphan = (
+    scope: string,
+    id: string,
+    token: string,
+    attempt: Promise<AcquireResult>,
+    leaseUntil: number,
+  ): void => {
+    const base = { scope, keyHash: id };
+    void (async () => {
+      const outcome = await Promise.race([
+        attempt.then(
+          (result) => (result.acquired ? 'ours' : 'not_ours'),
+          () => 'unknown',
+        ),
+        backgroundSleep(Math.max(0, leaseUntil - clock())).then(() => 'lapsed'),
+      ]);
+      if (outcome === 'not_ours' || outcome === 'lapsed') return;
+      for (let delay = 50; clock() < leaseUntil; delay = Math.min(delay * 2, 1000)) {
+        try {
+          if (await call('release', store.release({ id, token }))) emit({ ...base, type: 'released' });
+          return;
+        } catch (error) {
+          emit({ ...base, type: 'store_error', operation: 'release', error });
+        }
+        await backgroundSleep(delay);
+      }
+    })();
+  };
+
+  const storeUnavailable = (id: string, error: unknown): RejectDecision =>
+    reject(
+      id,
+      new OncelyError(
+        'ERR_ONCELY_STORE_UNAVAILABLE',
+        'The idempotency store could not be reached; nothing was run.',
+        {
+          cause: error,
+          retryAfter: opts.retryAfterSeconds,
+        },
+      ),
+    );
 
   async function begin(input: BeginInput): Promise<Decision> {
     const scope = input.scope ?? '';
@@ -157,82 +245,75 @@ export function createOncely(options: OncelyOptions): Oncely {
 
     for (;;) {
       const now = clock();
-      let result: Awaited<ReturnType<typeof store.acquire>>;
+      const leaseUntil = now + opts.leaseMs;
+      const attempt = store.acquire({
+        id,
+        fingerprint: input.fingerprint,
+        token,
+        now,
+        leaseUntil,
+        expiresAt: now + opts.ttlMs,
+      });
+      let result: AcquireResult;
       try {
-        result = await store.acquire({
-          id,
-          fingerprint: input.fingerprint,
-          token,
-          now,
-          leaseUntil: now + opts.leaseMs,
-          expiresAt: now + opts.ttlMs,
-        });
+        result = await bounded(attempt, acquireTimeoutMs, 'acquire');
       } catch (error) {
         emit({ ...base, type: 'store_error', operation: 'acquire', error });
+        freeOrphan(scope, id, token, attempt, leaseUntil);
         if (opts.failOpen) {
           emit({ ...base, type: 'executed', takeover: false, recorded: false });
           return unrecorded(id);
         }
-        return reject(
-          id,
-          new OncelyError(
-            'ERR_ONCELY_STORE_UNAVAILABLE',
-            'The idempotency store could not be reached; nothing was run.',
-            {
-              cause: error,
-              retryAfter: opts.retryAfterSeconds,
-            },
-          ),
-        );
+        return storeUnavailable(id, error);
       }
 
+      let record = result.record;
       if (result.acquired) {
         emit({ ...base, type: 'executed', takeover: result.takeover, recorded: true });
-        return owner(scope, result.record, result.takeover);
+        return owner(scope, record, result.takeover);
       }
-      const record = result.record;
-      // A mismatch wins over every state: the key was used for another request, and no wait can fix that.
-      if (record.fingerprint !== input.fingerprint) {
-        emit({ ...base, type: 'mismatch' });
-        return reject(
-          id,
-          new OncelyError(
-            'ERR_ONCELY_KEY_REUSED',
-            'This Idempotency-Key was already used with a different request.',
-          ),
-        );
-      }
-      if (record.state === 'completed') {
-        emit({ ...base, type: 'replayed', responseStored: record.response !== null });
-        if (record.response === null) {
+      for (;;) {
+        // A mismatch wins over every state: the key was used for another request, and no wait can fix that.
+        if (record.fingerprint !== input.fingerprint) {
+          emit({ ...base, type: 'mismatch' });
           return reject(
             id,
             new OncelyError(
-              'ERR_ONCELY_RESPONSE_NOT_STORED',
-              'The request with this Idempotency-Key already ran to completion, but its response was too large to keep. It will not run again.',
+              'ERR_ONCELY_KEY_REUSED',
+              'This Idempotency-Key was already used with a different request.',
             ),
           );
         }
-        return { kind: 'replay', keyHash: id, response: record.response };
+        if (record.state === 'completed') return replay(base, record);
+        if (opts.concurrency === 'reject') {
+          emit({ ...base, type: 'conflict' });
+          return inProgress(id);
+        }
+        const waited = await watch.wait(record, waitUntil, input.signal);
+        if (waited.kind !== 'changed') {
+          emit({ ...base, type: 'conflict' });
+          return inProgress(id);
+        }
+        // Completed: replay what the watcher read, without another round trip. Gone, released, or
+        // its lease lapsed: try to take it (one acquire; one waiter wins, the others wait again).
+        if (waited.record === null || waited.record.state !== 'completed') break;
+        record = waited.record;
       }
-      const remaining = waitUntil - clock();
-      if (opts.concurrency === 'reject' || remaining <= 0) {
-        emit({ ...base, type: 'conflict' });
-        return reject(
-          id,
-          new OncelyError(
-            'ERR_ONCELY_IN_PROGRESS',
-            'A request with this Idempotency-Key is still being processed. Retry later.',
-            {
-              retryAfter: opts.retryAfterSeconds,
-            },
-          ),
-        );
-      }
-      // Waiting: poll with acquire, which is one round trip and also covers the first request's
-      // release (we then run) and its crash (its lease lapses and we take over).
-      await sleep(Math.min(opts.waitPollMs, remaining));
     }
+  }
+
+  function replay(base: { scope: string; keyHash: string }, record: IdempotencyRecord): Decision {
+    emit({ ...base, type: 'replayed', responseStored: record.response !== null });
+    if (record.response === null) {
+      return reject(
+        base.keyHash,
+        new OncelyError(
+          'ERR_ONCELY_RESPONSE_NOT_STORED',
+          'The request with this Idempotency-Key already ran to completion, but its response was too large to keep. It will not run again.',
+        ),
+      );
+    }
+    return { kind: 'replay', keyHash: base.keyHash, response: record.response };
   }
 
   function unrecorded(id: string): ExecuteDecision {
@@ -246,91 +327,40 @@ export function createOncely(options: OncelyOptions): Oncely {
       commit: async () => 'unrecorded',
       commitWith: async () => 'unrecorded',
       abort: async () => {},
+      clientGone: () => {},
     };
   }
 
   function owner(scope: string, record: IdempotencyRecord, takeover: boolean): ExecuteDecision {
     const { id, token } = record;
     const base = { scope, keyHash: id };
-    const controller = new AbortController();
-    let leaseUntil = record.leaseUntil;
-    // The store forgets the record at its retention end, whatever its state: a lease never outlives it.
-    const expiresAt = record.expiresAt;
-    let renewing = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let watchdog: ReturnType<typeof setTimeout> | undefined;
     let settled: Promise<CommitOutcome> | undefined;
-
-    const storeError = (operation: StoreOperation, error: unknown): void =>
-      emit({ ...base, type: 'store_error', operation, error });
-
-    const loseLease = (): void => {
-      if (!renewing) return;
-      stopRenewing();
-      emit({ ...base, type: 'lease_lost' });
-      controller.abort(
-        new OncelyError(
-          'ERR_ONCELY_LEASE_LOST',
-          'The lease on this key could not be renewed; another request may own it now.',
-        ),
-      );
-    };
-
-    // Renew every leaseMs/3, so two renewals may fail (a slow store, a GC pause) before the lease lapses.
-    // setTimeout after each renewal, not setInterval: renewals never overlap.
-    const scheduleRenewal = (): void => {
-      timer = setTimeout(renew, Math.max(1, Math.floor(opts.leaseMs / 3)));
-      timer.unref?.();
-    };
-    // Once the lease end passes without a renewal that landed, another request may own the key: abort
-    // the work then, even while a renewal still hangs (a pool with no free connection, a client
-    // queueing commands while it reconnects) and so can neither succeed nor fail.
-    const armWatchdog = (): void => {
-      if (watchdog) clearTimeout(watchdog);
-      watchdog = setTimeout(loseLease, Math.max(0, leaseUntil - clock()));
-      (watchdog as { unref?: () => void }).unref?.();
-    };
-    const renew = async (): Promise<void> => {
-      if (!renewing) return;
-      const now = clock();
-      const next = Math.min(now + opts.leaseMs, expiresAt);
-      if (next <= leaseUntil) {
-        // Retention ends before this lease could be extended: the record is replaced then. Let the
-        // watchdog abort the work at the lease end instead of renewing into nothing.
-        return;
-      }
-      try {
-        const ok = await store.extend({ id, token, now, leaseUntil: next });
-        if (!renewing) return;
-        if (!ok) return loseLease();
-        leaseUntil = next;
-        armWatchdog();
-      } catch (error) {
-        storeError('extend', error);
-        // We cannot know whether the store still sees us as owner; past our own lease end we must assume not.
-        if (clock() >= leaseUntil) return loseLease();
-      }
-      if (renewing) scheduleRenewal();
-    };
-    const stopRenewing = (): void => {
-      renewing = false;
-      if (timer) clearTimeout(timer);
-      if (watchdog) clearTimeout(watchdog);
-    };
-    armWatchdog();
-    scheduleRenewal();
+    const lease = keepLease({
+      store,
+      id,
+      token,
+      leaseMs: opts.leaseMs,
+      leaseUntil: record.leaseUntil,
+      expiresAt: record.expiresAt,
+      clock,
+      storeTimeoutMs: opts.storeTimeoutMs,
+      onStoreError: (error) => emit({ ...base, type: 'store_error', operation: 'extend', error }),
+      onLost: () => emit({ ...base, type: 'lease_lost' }),
+    });
 
     const release = async (status?: number): Promise<boolean> => {
-      stopRenewing();
+      lease.stop();
       try {
-        const ok = await store.release({ id, token });
+        const ok = await call('release', store.release({ id, token }));
         if (ok) emit({ ...base, type: 'released', ...(status === undefined ? {} : { status }) });
         else emit({ ...base, type: 'lease_lost' });
         return ok;
       } catch (error) {
         // The key stays in progress until its lease lapses; then a retry takes it over.
-        storeError('release', error);
+        emit({ ...base, type: 'store_error', operation: 'release', error });
         return false;
+      } finally {
+        watch.changed(id);
       }
     };
 
@@ -340,12 +370,13 @@ export function createOncely(options: OncelyOptions): Oncely {
       return { id, token, response: withBody ? response : null, now, expiresAt: now + opts.ttlMs };
     };
     const landed = (response: StoredResponse, ok: boolean): CommitOutcome => {
-      stopRenewing();
+      lease.stop();
       if (!ok) {
         emit({ ...base, type: 'lease_lost' });
         return 'lease_lost';
       }
       emit({ ...base, type: 'completed', status: response.status });
+      watch.changed(id);
       return response.body.byteLength <= opts.maxResponseBytes ? 'stored' : 'stored_without_body';
     };
 
@@ -364,26 +395,30 @@ export function createOncely(options: OncelyOptions): Oncely {
       if (!keep(response.status)) {
         return (await release(response.status)) ? 'released' : 'lease_lost';
       }
-      const attempt = (): Promise<boolean> => store.complete(completeInput(response));
+      const input = completeInput(response);
       try {
-        return landed(response, await attempt());
+        return landed(response, await call('complete', store.complete(input)));
       } catch (error) {
-        storeError('complete', error);
+        emit({ ...base, type: 'store_error', operation: 'complete', error });
       }
       // The work has run. Never release here: that would invite a second run. Keep the lease alive
       // (renewal goes on) and retry until the completion lands or the lease is gone.
       const retry = (async () => {
         for (
           let delay = 50;
-          renewing;
+          lease.held;
           delay = Math.min(delay * 2, Math.max(50, Math.floor(opts.leaseMs / 3)))
         ) {
           await sleep(delay);
-          if (!renewing) break;
+          if (!lease.held) break;
           try {
-            return landed(response, await attempt());
+            let ok = await call('complete', store.complete(input));
+            // An earlier attempt that timed out or lost its reply may have landed: then the record is
+            // completed under our token, and this attempt was refused only because of that.
+            if (!ok) ok = await completedByUs();
+            return landed(response, ok);
           } catch (error) {
-            storeError('complete', error);
+            emit({ ...base, type: 'store_error', operation: 'complete', error });
           }
         }
         return 'lease_lost' as const;
@@ -392,13 +427,17 @@ export function createOncely(options: OncelyOptions): Oncely {
       void retry.finally(() => pending.delete(retry));
       return 'pending';
     };
+    const completedByUs = async (): Promise<boolean> => {
+      const current = await call('get', store.get({ id, now: clock() }));
+      return current !== null && current.state === 'completed' && current.token === token;
+    };
 
     return {
       kind: 'execute',
       keyHash: id,
       takeover,
       recorded: true,
-      signal: controller.signal,
+      signal: lease.signal,
       keeps: (status) => keep(status),
       commit(response) {
         settled ??= complete(response);
@@ -417,6 +456,13 @@ export function createOncely(options: OncelyOptions): Oncely {
       async abort() {
         settled ??= release().then((ok) => (ok ? 'released' : 'lease_lost'));
         await settled;
+      },
+      clientGone() {
+        // The one client-disconnect policy (DESIGN §3): the client's leaving says nothing about the
+        // work, which may already have charged a card. The owner keeps its lease and records the
+        // outcome, so the client's retry replays it; freeing the key now would let that retry run
+        // alongside the work. Work that never finishes is bounded like any other (lease, `signal`).
+        if (settled === undefined && lease.held) emit({ ...base, type: 'client_gone' });
       },
     };
   }
@@ -446,6 +492,10 @@ export function createOncely(options: OncelyOptions): Oncely {
   return { begin, run, drain, options: opts };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A wait that never keeps the process alive: background clean-up gives way to a shutdown. */
+function backgroundSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
 }

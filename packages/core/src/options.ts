@@ -20,8 +20,22 @@ export interface OncelyOptions {
   concurrency?: 'reject' | 'wait';
   /** With `concurrency: 'wait'`, how long to wait for the first request before answering 409. @default 10_000 */
   maxWaitMs?: number;
-  /** With `concurrency: 'wait'`, how often the store is asked whether the first request has finished. @default 50 */
+  /**
+   * With `concurrency: 'wait'`, how soon the store is first asked whether the first request has
+   * finished. The waiters of one key in one process share one watcher, which asks less often as the
+   * wait goes on (doubling up to `waitPollMaxMs`); a completion in this process wakes them at once.
+   * @default 50
+   */
   waitPollMs?: number;
+  /** With `concurrency: 'wait'`, the longest interval between two polls of one key. @default 500 */
+  waitPollMaxMs?: number;
+  /**
+   * The longest the engine waits for any one store call. An acquire gets at most half the lease
+   * (`min(storeTimeoutMs, leaseMs / 2)`), so a new owner always starts with most of its lease left;
+   * an acquire that did not answer in time is a 503, and its record, should it land later, is freed.
+   * @default 5_000
+   */
+  storeTimeoutMs?: number;
   /** Which outcomes are kept for replay; the others release the key. @default 'success-only' */
   cache?: CachePolicy;
   /** When the store is unreachable at acquire, run the work unprotected instead of answering 503. @default false */
@@ -43,6 +57,8 @@ export const DEFAULTS = Object.freeze({
   concurrency: 'reject',
   maxWaitMs: 10 * SECOND,
   waitPollMs: 50,
+  waitPollMaxMs: 500,
+  storeTimeoutMs: 5 * SECOND,
   cache: 'success-only',
   failOpen: false,
   maxResponseBytes: 1024 * 1024,
@@ -80,6 +96,8 @@ export function resolveOptions(options: OncelyOptions): ResolvedOptions {
   if (merged.ttlMs <= merged.leaseMs) invalid('ttlMs must be longer than leaseMs');
   integerAtLeast('maxWaitMs', merged.maxWaitMs, 0);
   integerAtLeast('waitPollMs', merged.waitPollMs, 1);
+  integerAtLeast('waitPollMaxMs', merged.waitPollMaxMs, 1);
+  integerAtLeast('storeTimeoutMs', merged.storeTimeoutMs, 1);
   integerAtLeast('maxResponseBytes', merged.maxResponseBytes, 0);
   integerAtLeast('retryAfterSeconds', merged.retryAfterSeconds, 0);
   if (merged.concurrency !== 'reject' && merged.concurrency !== 'wait') {

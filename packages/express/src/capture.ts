@@ -13,8 +13,6 @@ interface CaptureOptions {
   decision: ExecuteDecision;
   /** The engine's `maxResponseBytes`: past it no more bytes are buffered, only counted. */
   maxResponseBytes: number;
-  /** How long to wait for the handler to finish after the client went away, before freeing the key. */
-  abandonAfterMs: number;
 }
 
 type WriteHead = ServerResponse['writeHead'];
@@ -50,13 +48,11 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
   let head: { status: number; headers: Array<[string, string]> } | undefined;
   let ended: Promise<void> | undefined;
   let settled = false;
-  let abandon: ReturnType<typeof setTimeout> | undefined;
   const failed = errorsFrom(req);
 
   const settle = (work: () => Promise<unknown>): Promise<unknown> => {
     if (settled) return Promise.resolve();
     settled = true;
-    if (abandon) clearTimeout(abandon);
     // A store failure is the engine's to report (`onEvent`); the response goes out regardless.
     return Promise.resolve()
       .then(work)
@@ -152,11 +148,9 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
       abort();
       return;
     }
-    // The client went away before the handler finished. Freeing the key now would let the client's
-    // retry run alongside a handler that is still working; its response, if it comes, is stored. A
-    // handler that never finishes is treated like a crashed one: its key frees after a lease.
-    abandon = setTimeout(abort, options.abandonAfterMs);
-    abandon.unref?.();
+    // The client went away before the handler finished: core's one policy decides (the handler keeps
+    // its lease and its response, when it comes, is committed for the client's retry).
+    decision.clientGone();
   };
   // The client may have left while the store was deciding: then `close` has already been emitted.
   if (res.destroyed) onClose();

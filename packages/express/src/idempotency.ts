@@ -4,6 +4,7 @@
  */
 
 import { type HttpIdempotencyOptions, httpIdempotency, OncelyError } from '@oncely/core';
+import { clientSignal } from '@oncely/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { captureResponse, sendResponse } from './capture.ts';
 import { requestBody } from './request-body.ts';
@@ -63,7 +64,7 @@ export function idempotency(options: ExpressIdempotencyOptions): RequestHandler 
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
     throw new OncelyError('ERR_ONCELY_INVALID_OPTION', 'maxBodyBytes must be an integer >= 0');
   const http = httpIdempotency(httpOptions);
-  const { leaseMs, maxResponseBytes } = http.oncely.options;
+  const { maxResponseBytes } = http.oncely.options;
 
   async function handle(req: Request, res: Response, next: NextFunction): Promise<void> {
     // Not covered, or another instance already records this request (a global and a per-route mount).
@@ -79,12 +80,13 @@ export function idempotency(options: ExpressIdempotencyOptions): RequestHandler 
       keyHeader: req.headersDistinct['idempotency-key'],
       contentType: req.headers['content-type'],
       scope: scope?.(req),
+      signal: clientSignal(res),
       body: () => requestBody(req, maxBodyBytes),
     });
     if (decision.kind === 'pass') return next();
     if (decision.kind === 'respond') return sendResponse(res, decision.response);
     req.idempotency = { signal: decision.signal, key: decision.key, keyHash: decision.keyHash };
-    captureResponse(req, res, { decision, maxResponseBytes, abandonAfterMs: leaseMs });
+    captureResponse(req, res, { decision, maxResponseBytes });
     next();
   }
 

@@ -16,6 +16,7 @@ import {
   httpIdempotency,
   OncelyError,
 } from '@oncely/core';
+import { clientSignal } from '@oncely/core/node';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Options of the plugin: every engine and HTTP option of `@oncely/core`, plus `scope`. */
@@ -140,6 +141,7 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
           request.headers[KEY_HEADER],
         contentType: request.headers['content-type'] ?? null,
         scope: scope?.(request) ?? null,
+        signal: clientSignal(reply.raw),
         // A body the parser did not read (a stream left to the handler) is not fingerprinted.
         body: () => (captured?.complete && captured.chunks ? Buffer.concat(captured.chunks) : null),
       },
@@ -162,6 +164,7 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
     // to free it: the handler still runs, and its response is committed for the client's retry.
     reply.raw.once('close', () => {
       if (reply.sent) void settle(request, execution, null, new Error('the reply bypassed onSend'));
+      else if (!execution.settled) decision.clientGone();
     });
   });
 

@@ -66,12 +66,16 @@ export function idempotency(options: HonoIdempotencyOptions): MiddlewareHandler 
       keyHeader: headers.get('idempotency-key'),
       contentType: headers.get('content-type'),
       scope: scope?.(c),
+      // Hono's Node server aborts the request's signal when the client goes away.
+      signal: c.req.raw.signal,
       body: () => requestBytes(c),
     });
     if (decision.kind === 'pass') return next();
     if (decision.kind === 'respond') return toResponse(decision.response);
 
     c.set('idempotency', { signal: decision.signal, key: decision.key, keyHash: decision.keyHash });
+    const gone = (): void => decision.clientGone();
+    c.req.raw.signal.addEventListener('abort', gone, { once: true });
     try {
       await next();
     } catch (error) {

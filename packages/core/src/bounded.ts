@@ -1,0 +1,32 @@
+/**
+ * Every store call the engine makes is bounded in time (DESIGN §7): a stalled server, a pool with no
+ * free connection or a client that queues commands while it reconnects must never hold a request,
+ * or a lease, for longer than the engine decided to wait.
+ */
+
+/** The store did not answer within `storeTimeoutMs`. Its call may still land later. */
+export class StoreTimeoutError extends Error {
+  override readonly name = 'StoreTimeoutError';
+  constructor(operation: string, ms: number) {
+    super(`the store did not answer ${operation} within ${ms} ms`);
+  }
+}
+
+/**
+ * `call`'s promise, or a `StoreTimeoutError` after `ms`. The call itself goes on (a promise cannot
+ * be cancelled, and a command already written to a socket will run): callers that must know how it
+ * ended keep `call` and look at it later (see the engine's orphan release after a failed acquire).
+ */
+export function bounded<T>(call: Promise<T>, ms: number, operation: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(operation, ms)), ms);
+  });
+  // A late rejection of `call` after the timeout won must not become an unhandled rejection.
+  call.catch(() => {});
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,119 @@
+/**
+ * Keeping a lease while the work runs: renew it every leaseMs/3, and abort the work's signal once the
+ * lease can no longer be shown to be ours. A unit of its own, so its timeline is tested on its own.
+ *
+ *   acquire            renew        renew        renew (fails)  renew (hangs)   lease end
+ *   |------------------|------------|------------|--------------|---------------|
+ *   leaseUntil moves forward with each renewal that lands; the watchdog sits at the current lease
+ *   end, so a renewal that neither succeeds nor fails still aborts the work when the lease lapses.
+ */
+
+import { bounded } from './bounded.ts';
+import { OncelyError } from './errors.ts';
+import type { Store } from './store.ts';
+
+export interface LeaseKeeperOptions {
+  store: Store;
+  id: string;
+  token: string;
+  leaseMs: number;
+  /** The lease end the acquire wrote. */
+  leaseUntil: number;
+  /** The record's retention end: a lease is never renewed past it. */
+  expiresAt: number;
+  clock: () => number;
+  /** Bound of each `extend` call. */
+  storeTimeoutMs: number;
+  /** A renewal failed (it is retried at the next interval while the lease still holds). */
+  onStoreError: (error: unknown) => void;
+  /** The lease is lost: the store refused a renewal, or the lease end passed without one. */
+  onLost: () => void;
+}
+
+export interface LeaseKeeper {
+  /** Aborts when the lease is lost (`ERR_ONCELY_LEASE_LOST`) or the keeper is ended with a reason. */
+  readonly signal: AbortSignal;
+  /** True while renewals go on: as far as this process knows, the key is still its own. */
+  readonly held: boolean;
+  /** Stop renewing, without aborting the work (it finished: its outcome is being written). */
+  stop(): void;
+  /** Stop renewing and abort the work with `reason` (the lease is left to lapse). */
+  end(reason: OncelyError): void;
+}
+
+/** Start renewing the lease that an acquire just won. */
+export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
+  const { store, id, token, leaseMs, expiresAt, clock } = options;
+  const controller = new AbortController();
+  let leaseUntil = options.leaseUntil;
+  let held = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+
+  const stop = (): void => {
+    held = false;
+    if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
+  };
+  const end = (reason: OncelyError): void => {
+    if (!held) return;
+    stop();
+    controller.abort(reason);
+  };
+  const lose = (): void => {
+    if (!held) return;
+    options.onLost();
+    end(
+      new OncelyError(
+        'ERR_ONCELY_LEASE_LOST',
+        'The lease on this key could not be renewed; another request may own it now.',
+      ),
+    );
+  };
+
+  // setTimeout after each renewal, not setInterval: renewals never overlap. Every leaseMs/3, so two
+  // renewals may fail (a slow store, a GC pause) before the lease lapses.
+  const schedule = (): void => {
+    timer = setTimeout(renew, Math.max(1, Math.floor(leaseMs / 3)));
+    (timer as { unref?: () => void }).unref?.();
+  };
+  const armWatchdog = (): void => {
+    if (watchdog) clearTimeout(watchdog);
+    watchdog = setTimeout(lose, Math.max(0, leaseUntil - clock()));
+    (watchdog as { unref?: () => void }).unref?.();
+  };
+  const renew = async (): Promise<void> => {
+    if (!held) return;
+    const now = clock();
+    const next = Math.min(now + leaseMs, expiresAt);
+    // Retention ends before this lease could be extended: the record is replaced then. The watchdog
+    // aborts the work at the lease end instead of renewing into nothing.
+    if (next <= leaseUntil) return;
+    try {
+      // Never longer than what is left of the lease: past its end the answer no longer matters.
+      const wait = Math.max(1, Math.min(options.storeTimeoutMs, leaseUntil - now));
+      const ok = await bounded(store.extend({ id, token, now, leaseUntil: next }), wait, 'extend');
+      if (!held) return;
+      if (!ok) return lose();
+      leaseUntil = next;
+      armWatchdog();
+    } catch (error) {
+      if (!held) return;
+      options.onStoreError(error);
+      // We cannot know whether the store still sees us as owner; past our own lease end we must assume not.
+      if (clock() >= leaseUntil) return lose();
+    }
+    if (held) schedule();
+  };
+
+  armWatchdog();
+  schedule();
+  return {
+    signal: controller.signal,
+    get held() {
+      return held;
+    },
+    stop,
+    end,
+  };
+}
