@@ -19,6 +19,8 @@ const BUS_OFFSET = 10_000;
 
 export interface TestCluster {
   ports: number[];
+  /** The redis-server processes, by port order: a test may SIGSTOP/SIGCONT its own private server. */
+  pids: number[];
   /** Run redis-cli against one node; resolves with its stdout. */
   cli(port: number, ...args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -129,7 +131,7 @@ export async function startCluster(
         return (await cli(port, 'PING')).trim() === 'PONG';
       });
     }
-    if (!clustered) return { ports, cli, stop };
+    if (!clustered) return { ports, pids: servers.map((server) => server.pid!), cli, stop };
     await run(
       REDIS_CLI,
       [
@@ -151,5 +153,5 @@ export async function startCluster(
     await stop();
     throw error;
   }
-  return { ports, cli, stop };
+  return { ports, pids: servers.map((server) => server.pid!), cli, stop };
 }
