@@ -1,7 +1,7 @@
 // The gateway's own endpoints (/healthz, /metrics) and its log lines.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { memoryStore, recordId, type Store } from '@oncely/core';
+import { memoryStore, recordId, type Store, type StoreHealth } from '@oncely/core';
 import { post, send } from './test-client.ts';
 import { type InProcessGateway, startGateway } from './test-gateway.ts';
 
@@ -27,6 +27,21 @@ function brokenGet(mode: 'throws' | 'hangs'): Store {
     release: (input) => inner.release(input),
     get: () => (mode === 'throws' ? Promise.reject(new Error('connection refused')) : new Promise(() => {})),
     close: () => inner.close(),
+  };
+}
+
+/** A memory store with a `health()` answering `health` (or failing with it). */
+function withHealth(health: StoreHealth | Error): Store {
+  const inner = memoryStore({ sweepIntervalMs: 0 });
+  return {
+    name: 'probed',
+    acquire: (input) => inner.acquire(input),
+    complete: (input) => inner.complete(input),
+    extend: (input) => inner.extend(input),
+    release: (input) => inner.release(input),
+    get: (input) => inner.get(input),
+    close: () => inner.close(),
+    health: () => (health instanceof Error ? Promise.reject(health) : Promise.resolve(health)),
   };
 }
 
@@ -56,6 +71,33 @@ describe('gateway admin endpoints and logs', () => {
     assert.equal(slow.status, 503);
     assert.match(String(slow.json().error), /no answer within 100 ms/);
     assert.equal(ok.upstream.received.length + failing.upstream.received.length, 0, 'never proxied');
+  });
+
+  it('asks a store with health() whether it can write: 503 degraded when it cannot', {
+    timeout: 20_000,
+  }, async () => {
+    const writable = await gateway({ store: withHealth({ writable: true }) });
+    const ok = await send(writable.url, '/_oncely/healthz', { method: 'GET' });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.json(), { status: 'ok', store: 'probed' });
+
+    const locked = await gateway({ store: withHealth({ writable: false, detail: 'the file is locked' }) });
+    const degraded = await send(locked.url, '/_oncely/healthz', { method: 'GET' });
+    assert.equal(degraded.status, 503);
+    assert.equal(degraded.header('cache-control'), 'no-store');
+    assert.deepEqual(degraded.json(), { status: 'degraded', store: 'probed', detail: 'the file is locked' });
+
+    const silent = await gateway({ store: withHealth({ writable: false }) });
+    assert.deepEqual((await send(silent.url, '/_oncely/healthz', { method: 'GET' })).json(), {
+      status: 'degraded',
+      store: 'probed',
+      detail: 'the store cannot take writes',
+    });
+
+    const failing = await gateway({ store: withHealth(new Error('disk I/O error')) });
+    const down = await send(failing.url, '/_oncely/healthz', { method: 'GET' });
+    assert.equal(down.status, 503);
+    assert.deepEqual(down.json(), { status: 'unavailable', store: 'probed', error: 'disk I/O error' });
   });
 
   it('serves Prometheus metrics: outcomes, store latency, leases in flight', {

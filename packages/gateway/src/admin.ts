@@ -20,6 +20,12 @@ export interface AdminOptions {
   healthTimeoutMs: number;
 }
 
+/** What the health check found: `ok`, `degraded` (reachable, cannot write) or `unavailable`. */
+type StoreCheck =
+  | { status: 'ok' }
+  | { status: 'degraded'; detail: string }
+  | { status: 'unavailable'; error: string };
+
 export interface Admin {
   /** True for the paths the gateway serves itself. */
   owns(path: string): boolean;
@@ -28,17 +34,26 @@ export interface Admin {
 
 /** The admin endpoints of one gateway. */
 export function adminEndpoints({ prefix, metrics, store, clock, healthTimeoutMs }: AdminOptions): Admin {
-  /** The store answers a `get` of a random id within `healthTimeoutMs`: it is reachable and working. */
-  async function checkStore(): Promise<{ ok: true } | { ok: false; error: string }> {
+  /**
+   * The store answers a `get` of a random id within `healthTimeoutMs`: it is reachable and working.
+   * A store with `health()` is then asked, within the same time, whether it can write: one that
+   * answers reads but cannot write (a SQLite file whose lock another process holds) is degraded.
+   */
+  async function checkStore(): Promise<StoreCheck> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${healthTimeoutMs} ms`)), healthTimeoutMs);
     });
+    const probe = async (): Promise<StoreCheck> => {
+      await store.get({ id: randomBytes(32).toString('hex'), now: clock() });
+      const health = await store.health?.();
+      if (health === undefined || health.writable) return { status: 'ok' };
+      return { status: 'degraded', detail: health.detail ?? 'the store cannot take writes' };
+    };
     try {
-      await Promise.race([store.get({ id: randomBytes(32).toString('hex'), now: clock() }), timeout]);
-      return { ok: true };
+      return await Promise.race([probe(), timeout]);
     } catch (error) {
-      return { ok: false, error: error instanceof Error ? error.message : String(error) };
+      return { status: 'unavailable', error: error instanceof Error ? error.message : String(error) };
     } finally {
       clearTimeout(timer);
     }
@@ -75,12 +90,12 @@ export function adminEndpoints({ prefix, metrics, store, clock, healthTimeoutMs 
         });
         return;
       }
-      const health = await checkStore();
-      const body = health.ok
-        ? { status: 'ok', store: store.name }
-        : { status: 'unavailable', store: store.name, error: health.error };
+      const { status, ...rest } = await checkStore();
+      // Degraded is a 503 too: a gateway that cannot record a key cannot take keyed requests, and a
+      // load balancer should send them elsewhere (passthrough traffic would still be served).
+      const body = { status, store: store.name, ...rest };
       send(res, {
-        status: health.ok ? 200 : 503,
+        status: status === 'ok' ? 200 : 503,
         headers: [['content-type', 'application/json'], noStore],
         body: new TextEncoder().encode(JSON.stringify(body)),
       });

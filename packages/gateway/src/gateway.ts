@@ -72,6 +72,14 @@ export interface GatewayOptions extends Omit<HttpIdempotencyOptions, 'required'>
   maxBodyBytes?: number;
   /** Longest silence from the upstream (before its head or between chunks) before a 504. @default 60_000 */
   upstreamTimeoutMs?: number;
+  /**
+   * How long a kept-alive connection to the upstream may sit idle before the gateway closes it (or
+   * sooner, when the upstream announces a shorter `Keep-Alive: timeout`). Keep it below the
+   * upstream's own idle timeout: an upstream that closes an idle connection just as a request goes
+   * out on it fails that request, and only a bodyless GET, HEAD or OPTIONS is then sent again.
+   * @default 4_000 (below the 5 s of Node's http server, Apache and uvicorn)
+   */
+  upstreamIdleTimeoutMs?: number;
   /** Prefix of the gateway's own paths, `<prefix>/healthz` and `<prefix>/metrics`; '' serves them at the root. @default '/_oncely' */
   adminPrefix?: string;
   /** How long `/healthz` waits for the store before answering 503. @default 2_000 */
@@ -86,6 +94,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   required: false,
   maxBodyBytes: 1024 * 1024,
   upstreamTimeoutMs: 60_000,
+  upstreamIdleTimeoutMs: 4_000,
   adminPrefix: '/_oncely',
   healthTimeoutMs: 2_000,
 });
@@ -127,6 +136,7 @@ const GATEWAY_KEYS = [
   'required',
   'maxBodyBytes',
   'upstreamTimeoutMs',
+  'upstreamIdleTimeoutMs',
   'adminPrefix',
   'healthTimeoutMs',
   'log',
@@ -155,9 +165,15 @@ export function createGateway(options: GatewayOptions): Gateway {
   const engineOptions: Record<string, unknown> = { ...options };
   for (const key of GATEWAY_KEYS) delete engineOptions[key];
 
+  const upstreamIdleTimeoutMs = nonNegativeInteger(
+    'upstreamIdleTimeoutMs',
+    options.upstreamIdleTimeoutMs ?? GATEWAY_DEFAULTS.upstreamIdleTimeoutMs,
+  );
+  // 0 would keep idle connections open forever: the race the option exists to avoid.
+  if (upstreamIdleTimeoutMs === 0) invalid('upstreamIdleTimeoutMs must be at least 1');
   let target: UpstreamTarget;
   try {
-    target = upstreamTarget(options.upstream);
+    target = upstreamTarget(options.upstream, { idleTimeoutMs: upstreamIdleTimeoutMs });
   } catch (error) {
     invalid((error as Error).message);
   }
@@ -359,13 +375,20 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   /** Stream a request through, both ways, without looking at its body. */
   async function passthrough(req: IncomingMessage, res: ServerResponse, path: string): Promise<Result> {
-    // Without a body the request can be sent again when a kept-alive connection turns out dead; a
-    // streamed body is gone once sent.
+    // Sent again only when a kept-alive connection turned out dead before any response, and only a
+    // bodyless GET, HEAD or OPTIONS. A dead connection does not prove the upstream never read the
+    // request: one that acted on it and then dropped the connection (a worker killed mid-request)
+    // looks the same, and RFC 9110 §9.2.2 leaves repeating a request that is not idempotent to the
+    // client. PUT and DELETE are idempotent by definition, but whether the upstream honours that, and
+    // what a repeat answers (a 404 for the first DELETE's 204), the gateway cannot know. A streamed
+    // body is gone once sent anyway.
+    const method = req.method ?? 'GET';
     const bodyless =
       req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    const repeatable = bodyless && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS');
     const forward = (): Exchange => {
       const sent = exchange(target, {
-        method: req.method ?? 'GET',
+        method,
         path,
         headers: upstreamRequestHeaders(req, { upstreamHost: target.host }),
         timeoutMs: upstreamTimeoutMs,
@@ -382,7 +405,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     let response: IncomingMessage;
     try {
       response = await upstream.response.catch((error: unknown) => {
-        if (!bodyless || !upstream.stale(error)) throw error;
+        if (!repeatable || !upstream.stale(error)) throw error;
         upstream = forward();
         return upstream.response;
       });
@@ -428,17 +451,17 @@ export function createGateway(options: GatewayOptions): Gateway {
       // Not cancelled when the client goes away: the upstream's work goes on (most servers do not stop
       // a handler whose client left) and its outcome is kept for the retry. Cancelled when the lease
       // is lost (below): another request owns the key and runs the call again.
-      const forward = (): Exchange => {
-        const sent = exchange(target, {
-          method: req.method ?? 'POST',
-          path,
-          headers: upstreamRequestHeaders(req, { upstreamHost: target.host, contentLength: body.byteLength }),
-          timeoutMs: upstreamTimeoutMs,
-        });
-        sent.request.end(body);
-        return sent;
-      };
-      let upstream = forward();
+      // Sent once, never again on our own, not even when a kept-alive connection turns out dead
+      // before any response: the upstream may have acted on it before the connection went (RFC 9110
+      // §9.2.2). The failure releases the key and the client retries with it; the upstream got the
+      // Idempotency-Key with this attempt, so an upstream that dedupes answers the retry from it.
+      const upstream = exchange(target, {
+        method: req.method ?? 'POST',
+        path,
+        headers: upstreamRequestHeaders(req, { upstreamHost: target.host, contentLength: body.byteLength }),
+        timeoutMs: upstreamTimeoutMs,
+      });
+      upstream.request.end(body);
       // A lost lease means a retry took the key over and is running the upstream call again. Cut this
       // call: closing the connection is the HTTP form of aborting the handler's signal, and an
       // upstream that watches for its client leaving can stop. The client hears that the lease was
@@ -447,11 +470,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       decision.signal.addEventListener('abort', cut, { once: true });
       let response: IncomingMessage;
       try {
-        response = await upstream.response.catch((error: unknown) => {
-          if (!upstream.stale(error)) throw error;
-          upstream = forward();
-          return upstream.response;
-        });
+        response = await upstream.response;
       } catch (error) {
         if (decision.signal.aborted) return leaseLost(res, decision);
         const failure = upstream.failure(error);
@@ -532,17 +551,24 @@ export function createGateway(options: GatewayOptions): Gateway {
     const timeout = failure.kind === 'timeout';
     const outcome = timeout ? 'upstream_timeout' : 'upstream_error';
     if (!res.headersSent && !res.destroyed) {
-      const released = recorded ? ' The Idempotency-Key was released: retry with it.' : '';
+      // Whether it arrived and was acted on, the gateway cannot tell, so it says so (and did not send a
+      // request that is not safe to repeat again: RFC 9110 §9.2.2). It went with its key: retried
+      // with the same one, an upstream that dedupes recognises it.
+      const reached = failure.reached ? ' The request may have reached it.' : '';
+      const dedupe = failure.reached
+        ? ' (the upstream got it with this attempt: if it dedupes, it knows the retry)'
+        : '';
+      const released = recorded ? ` The Idempotency-Key was released: retry with the same key${dedupe}.` : '';
       send(
         res,
         timeout
           ? gatewayProblem(
               'ERR_ONCELY_UPSTREAM_TIMEOUT',
-              `The upstream service did not answer in time (${failure.message}).${released}`,
+              `The upstream service did not answer in time (${failure.message}).${reached}${released}`,
             )
           : gatewayProblem(
               'ERR_ONCELY_UPSTREAM_UNAVAILABLE',
-              `The upstream service could not be reached or broke off (${failure.message}).${released}`,
+              `The upstream service could not be reached or broke off (${failure.message}).${reached}${released}`,
             ),
       );
     } else {

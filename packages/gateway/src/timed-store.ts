@@ -8,7 +8,10 @@ import type { TimedOperation } from './metrics.ts';
 
 export type StoreObserver = (operation: TimedOperation, seconds: number, failed: boolean) => void;
 
-/** `store` with every step timed through `observe`; `close` is passed through untimed. */
+/**
+ * `store` with every step timed through `observe`; `close`, and `health` when the store has one,
+ * are passed through untimed (a health probe is not a step of a request).
+ */
 export function timedStore(store: Store, observe: StoreObserver): Store {
   const timed =
     <I, R>(operation: TimedOperation, call: (input: I) => Promise<R>) =>
@@ -32,5 +35,7 @@ export function timedStore(store: Store, observe: StoreObserver): Store {
     release: timed('release', store.release.bind(store)),
     get: timed('get', store.get.bind(store)),
     close: store.close.bind(store),
+    // Only when the store has one: the health check asks `health` whether the store can write.
+    ...(store.health ? { health: store.health.bind(store) } : {}),
   };
 }

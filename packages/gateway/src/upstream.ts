@@ -8,9 +8,6 @@ import { Agent, type ClientRequest, request as httpRequest, type IncomingMessage
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { formatDuration } from './units.ts';
 
-/** Below the 5 s that Node, Apache and uvicorn servers keep an idle connection open. */
-const IDLE_SOCKET_MS = 4_000;
-
 /** Where requests go: the upstream's origin and base path. */
 export interface UpstreamTarget {
   /** The URL as configured, for messages. */
@@ -25,9 +22,13 @@ export interface UpstreamTarget {
 
 /**
  * Parse and check the upstream URL: http or https, no credentials, no query or fragment. A base path
- * (`http://10.0.0.5:3000/api`) is prepended to every forwarded path.
+ * (`http://10.0.0.5:3000/api`) is prepended to every forwarded path. Kept-alive connections are
+ * closed after `idleTimeoutMs` idle (the gateway's `upstreamIdleTimeoutMs`).
  */
-export function upstreamTarget(upstream: string | URL): UpstreamTarget {
+export function upstreamTarget(
+  upstream: string | URL,
+  { idleTimeoutMs }: { idleTimeoutMs: number },
+): UpstreamTarget {
   let url: URL;
   try {
     url = new URL(upstream);
@@ -46,9 +47,11 @@ export function upstreamTarget(upstream: string | URL): UpstreamTarget {
   const https = url.protocol === 'https:';
   // Keep-alive: a connection per request would cost a handshake per request and exhaust ports
   // under load. No socket cap: concurrency is bounded by what clients send, as without the gateway.
-  // Idle sockets are dropped after IDLE_SOCKET_MS, or earlier when the upstream announces a shorter
+  // Idle sockets are dropped after idleTimeoutMs, or earlier when the upstream announces a shorter
   // `Keep-Alive: timeout` (Node's agent honours the hint only when it has a timeout of its own).
-  const options = { keepAlive: true, timeout: IDLE_SOCKET_MS };
+  // Closing first matters: an upstream that closes an idle connection just as a request goes out on
+  // it fails that request, and a request that is not safe to repeat is then never sent again.
+  const options = { keepAlive: true, timeout: idleTimeoutMs };
   const agent = https ? new HttpsAgent(options) : new Agent(options);
   return {
     url,
@@ -66,9 +69,19 @@ export function upstreamTarget(upstream: string | URL): UpstreamTarget {
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
   readonly kind: 'unavailable' | 'timeout';
-  constructor(kind: 'unavailable' | 'timeout', message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /**
+   * A connection to the upstream was open, so the request may have reached it and been acted on;
+   * false only when no connection was made (refused, DNS, connect timeout).
+   */
+  readonly reached: boolean;
+  constructor(
+    kind: 'unavailable' | 'timeout',
+    message: string,
+    options: { cause?: unknown; reached: boolean },
+  ) {
+    super(message, { cause: options.cause });
     this.kind = kind;
+    this.reached = options.reached;
   }
 }
 
@@ -91,9 +104,11 @@ export interface Exchange {
   /** The failure of the exchange as an `UpstreamError`, for errors raised while reading the body. */
   failure(cause: unknown): UpstreamError;
   /**
-   * True when the exchange failed on a reused keep-alive connection before any response: the
-   * upstream closed the idle connection as the request went out, and never read it. Sending the
-   * request again on a fresh connection is then what any HTTP client does.
+   * True when the exchange failed on a reused keep-alive connection before any response. Most often
+   * the upstream closed the idle connection as the request went out and never read it; but an
+   * upstream that read the request, acted on it and then lost the connection (a worker killed
+   * mid-request) looks exactly the same. So this alone never makes a request safe to send again:
+   * only one that is safe to repeat may be (RFC 9110 §9.2.2), see the gateway's passthrough.
    */
   stale(cause: unknown): boolean;
 }
@@ -101,6 +116,7 @@ export interface Exchange {
 /** Start a request to the upstream. */
 export function exchange(target: UpstreamTarget, init: ExchangeInit): Exchange {
   let timedOut = false;
+  let connected = false;
   const request = target.request({
     protocol: target.url.protocol,
     hostname: target.url.hostname.replace(/^\[|\]$/g, ''),
@@ -111,15 +127,27 @@ export function exchange(target: UpstreamTarget, init: ExchangeInit): Exchange {
     agent: target.agent,
     timeout: init.timeoutMs,
   });
+  // A reused socket is connected already; a new one once its 'connect' fired. From then on bytes of
+  // the request may have reached the upstream.
+  request.once('socket', (socket) => {
+    if (!socket.connecting) {
+      connected = true;
+      return;
+    }
+    socket.once('connect', () => {
+      connected = true;
+    });
+  });
   const failure = (cause: unknown): UpstreamError => {
     if (cause instanceof UpstreamError) return cause;
+    const reached = connected;
     if (timedOut) {
-      return new UpstreamError('timeout', `it sent nothing for ${formatDuration(init.timeoutMs)}`, { cause });
+      const message = `it sent nothing for ${formatDuration(init.timeoutMs)}`;
+      return new UpstreamError('timeout', message, { cause, reached });
     }
     const code = (cause as { code?: unknown } | null)?.code;
-    return new UpstreamError('unavailable', typeof code === 'string' ? code : 'the connection failed', {
-      cause,
-    });
+    const message = typeof code === 'string' ? code : 'the connection failed';
+    return new UpstreamError('unavailable', message, { cause, reached });
   };
   request.on('timeout', () => {
     timedOut = true;
