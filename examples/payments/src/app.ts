@@ -79,6 +79,9 @@ export async function buildPaymentsApp(options: PaymentsAppOptions): Promise<Fas
     await app.register(idempotency, {
       ...options.idempotency,
       scope: (request) => apiKey(request.headers.authorization),
+      // Fail closed: a keyed request whose tenant cannot be told is refused, never put in a key
+      // space shared by every account.
+      requireScope: true,
     });
   }
 

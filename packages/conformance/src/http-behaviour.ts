@@ -306,6 +306,59 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       assert.equal(app.count('payments'), 2);
     });
 
+    it('with requireScope, refuses a keyed request without a tenant (400) and runs nothing', async () => {
+      const { app, send } = await server({ requireScope: true });
+      const key = newKey();
+      expectProblem(await send('/payments', { key }), 400, 'ERR_ONCELY_SCOPE_MISSING');
+      assert.equal(app.count('payments'), 0, 'nothing ran');
+      // Not recorded either: the same key from a tenant runs once, then replays.
+      assert.equal((await send('/payments', { key, tenant: 'acct_a' })).status, 201);
+      const again = await send('/payments', { key, tenant: 'acct_a' });
+      assert.equal(again.headers.get('idempotent-replayed'), 'true');
+      // Another tenant's retry with the same key never sees acct_a's response.
+      const other = await send('/payments', { key, tenant: 'acct_b' });
+      assert.equal(other.headers.get('idempotent-replayed'), null);
+      assert.equal(app.count('payments'), 2);
+      // A request without a key is not recorded, so it needs no tenant.
+      assert.equal((await send('/payments')).status, 201);
+    });
+
+    it('tells JSON numbers beyond 2^53 apart: another amount under the same key is refused (422)', async () => {
+      const { app, send } = await server();
+      const key = newKey();
+      assert.equal((await send('/payments', { key, body: '{"amount":9007199254740993}' })).status, 201);
+      expectProblem(
+        await send('/payments', { key, body: '{"amount":9007199254740992}' }),
+        422,
+        'ERR_ONCELY_KEY_REUSED',
+      );
+      const again = await send('/payments', { key, body: '{"amount":9007199254740993}' });
+      assert.equal(again.headers.get('idempotent-replayed'), 'true');
+      assert.equal(app.count('payments'), 1);
+    });
+
+    it('refuses a JSON body that names a member twice (400) before anything runs', async () => {
+      const { app, send } = await server();
+      const key = newKey();
+      // A parser that keeps the first member reads 99, one that keeps the last reads 10.
+      expectProblem(
+        await send('/payments', { key, body: '{"amount":99,"amount":10}' }),
+        400,
+        'ERR_ONCELY_BODY_AMBIGUOUS',
+      );
+      expectProblem(
+        await send('/payments', { key, body: '{"x":{"a":1,"\\u0061":2}}' }),
+        400,
+        'ERR_ONCELY_BODY_AMBIGUOUS',
+      );
+      assert.equal(app.count('payments'), 0, 'nothing ran');
+      // Nothing was recorded: the same key with an unambiguous body runs.
+      const first = await send('/payments', { key, body: '{"amount":10}' });
+      assert.equal(first.status, 201);
+      assert.equal(first.headers.get('idempotent-replayed'), null);
+      assert.equal(app.count('payments'), 1);
+    });
+
     it('runs again after a 5xx or a thrown error, and replays a 2xx', async () => {
       const { app, send } = await server();
       const failing = newKey();

@@ -24,6 +24,14 @@ export interface HttpIdempotencyOptions extends OncelyOptions {
   strictHeader?: boolean;
   /** Replace the default fingerprint (method, path, sorted query, canonical body). @default fingerprint */
   fingerprint?: (input: FingerprintInput) => string;
+  /**
+   * Fail closed on a missing tenant: a request with a key whose scope is missing or empty is refused
+   * with `400 ERR_ONCELY_SCOPE_MISSING` instead of falling into the key space that every unscoped
+   * client shares, where one tenant's key could replay another tenant's response. Turn it on
+   * whenever you give a `scope`; the gateway turns it on with `scopeHeader`.
+   * @default false
+   */
+  requireScope?: boolean;
 }
 
 /** The HTTP defaults; the engine's are in `DEFAULTS`. */
@@ -32,6 +40,7 @@ export const HTTP_DEFAULTS = Object.freeze({
   required: false,
   strictHeader: false,
   fingerprint: defaultFingerprint,
+  requireScope: false,
 });
 
 /** What an adapter knows about a request. `body` is read only when the request is recorded. */
@@ -102,7 +111,7 @@ export interface HttpIdempotency {
   readonly oncely: Oncely;
 }
 
-const HTTP_KEYS = ['methods', 'required', 'strictHeader', 'fingerprint'] as const;
+const HTTP_KEYS = ['methods', 'required', 'strictHeader', 'fingerprint', 'requireScope'] as const;
 
 /**
  * Build the HTTP layer that every adapter and the gateway share.
@@ -122,6 +131,9 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
   const fingerprintOf = options.fingerprint ?? HTTP_DEFAULTS.fingerprint;
   if (typeof fingerprintOf !== 'function')
     throw new OncelyError('ERR_ONCELY_INVALID_OPTION', 'fingerprint must be a function');
+  const requireScope = options.requireScope ?? HTTP_DEFAULTS.requireScope;
+  if (typeof requireScope !== 'boolean')
+    throw new OncelyError('ERR_ONCELY_INVALID_OPTION', 'requireScope must be a boolean');
 
   const covers = (method: string): boolean => methods.has(method.toUpperCase());
   // The engine keeps a response without its body when the body is over the limit; only the length
@@ -144,6 +156,15 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
       }
       return problem(new OncelyError('ERR_ONCELY_KEY_INVALID', parsed.detail));
     }
+    const scope = request.scope ?? '';
+    if (requireScope && scope === '') {
+      return problem(
+        new OncelyError(
+          'ERR_ONCELY_SCOPE_MISSING',
+          'The server could not tell which account sent this request, so it cannot keep its Idempotency-Key apart from other accounts. Nothing was run; send your credentials.',
+        ),
+      );
+    }
     const body = typeof request.body === 'function' ? await request.body() : request.body;
     let fingerprint: string;
     try {
@@ -161,7 +182,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
       throw error;
     }
     const decision = await oncely.begin({
-      scope: request.scope ?? '',
+      scope,
       key: parsed.key,
       fingerprint,
       signal: request.signal,

@@ -202,6 +202,31 @@ describe('@oncely/express', () => {
     await store.close();
   });
 
+  it('with express.json() before it and no raw bytes, refuses to fingerprint a number JSON.parse rounded', async () => {
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    let runs = 0;
+    const errors: unknown[] = [];
+    const url = await serve((app) => {
+      app.post('/pay', express.json(), idempotency({ store }), (req, res) => {
+        runs++;
+        res.status(201).json(req.body);
+      });
+      app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+        errors.push(error);
+        res.status(500).json({ error: 'setup' });
+      });
+    });
+    const big = await post(url, '/pay', 'k-big', '{"amount":9007199254740993}');
+    assert.equal(big.status, 500, 'the setup cannot tell 9007199254740993 from 9007199254740992');
+    assert.equal((errors[0] as { code?: string }).code, 'ERR_ONCELY_INVALID_OPTION');
+    assert.match(String((errors[0] as Error).message), /keepRawBody/);
+    assert.equal(runs, 0, 'nothing ran');
+    // Ordinary numbers still work in that setup.
+    assert.equal((await post(url, '/pay', 'k-small', '{"amount":100}')).status, 201);
+    assert.equal(runs, 1);
+    await store.close();
+  });
+
   it('fingerprints a JSON body alike whether express.json() runs before or after it', async () => {
     const store = memoryStore({ sweepIntervalMs: 0 });
     let runs = 0;

@@ -8,3 +8,4 @@ export {
   type IdempotencyContext,
   idempotency,
 } from './idempotency.ts';
+export { keepRawBody } from './request-body.ts';

@@ -3,6 +3,7 @@
  * middleware, and without taking the body away from the parsers and handlers that run after it.
  */
 
+import { OncelyError } from '@oncely/core';
 import type { Request } from 'express';
 
 /** What `HttpRequestInfo.body` takes. */
@@ -37,10 +38,43 @@ export async function requestBody(req: Request, limit: number): Promise<Body> {
   return bytes;
 }
 
+/**
+ * The `verify` hook of Express's body parsers that keeps the raw bytes as `req.rawBody`, so the
+ * fingerprint covers exactly what the client sent even when the parser runs before the middleware.
+ * @example
+ * app.use(express.json({ verify: keepRawBody }), idempotency(shared));
+ */
+export function keepRawBody(req: unknown, _res: unknown, buffer: Buffer): void {
+  (req as WithBody).rawBody = buffer;
+}
+
 function parsedBody(body: unknown): Body {
   if (body === undefined || body === null) return null;
   if (body instanceof Uint8Array || typeof body === 'string') return body;
+  if (holdsInexactNumber(body)) {
+    // JSON.parse already rounded it: 9007199254740993 and 9007199254740992 are one double, so the
+    // fingerprint could not tell two payloads apart and a retry with another amount would replay.
+    // Refuse to guess: this is the server's setup to fix, not the client's request.
+    throw new OncelyError(
+      'ERR_ONCELY_INVALID_OPTION',
+      'A body parser ran before @oncely/express without keeping the raw bytes, and the body holds a number beyond 2^53 that the parsed value no longer holds exactly. Mount idempotency() before the body parser, or pass { verify: keepRawBody } to it.',
+    );
+  }
   return JSON.stringify(body);
+}
+
+/** Whether a parsed value holds an integer JSON.parse may have rounded (beyond ±2^53). */
+function holdsInexactNumber(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item === 'number') {
+      if (Number.isInteger(item) && !Number.isSafeInteger(item)) return true;
+    } else if (typeof item === 'object' && item !== null) {
+      for (const child of Object.values(item)) stack.push(child);
+    }
+  }
+  return false;
 }
 
 /**

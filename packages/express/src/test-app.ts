@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpTestSetup, RunningServer } from '@oncely/conformance';
 import express, { type Express, type Request } from 'express';
-import { idempotency } from './index.ts';
+import { idempotency, keepRawBody } from './index.ts';
 
 /** Serve `app` on 127.0.0.1 on a free port; `close` drops open connections at once. */
 export async function listen(app: Express): Promise<RunningServer> {
@@ -34,7 +34,8 @@ export function startExpressTestServer({ options, app: counters }: HttpTestSetup
   app.set('env', 'test'); // Express's default error handler logs stacks except in 'test'
   const shared = { ...options, scope: (req: Request) => req.get('x-tenant') };
 
-  app.use(express.json());
+  // The parser first, keeping the raw bytes for the fingerprint, as docs/express.md shows.
+  app.use(express.json({ verify: keepRawBody }));
   app.use(idempotency(shared));
 
   app.post('/payments', (req, res) => {
