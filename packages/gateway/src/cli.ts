@@ -114,6 +114,7 @@ function printable(config: ProxyConfig): Record<string, unknown> {
     'max-body': formatSize(config.maxBodyBytes),
     'max-response': formatSize(config.maxResponseBytes),
     'upstream-timeout': formatDuration(config.upstreamTimeoutMs),
+    'upstream-idle-timeout': formatDuration(config.upstreamIdleTimeoutMs),
     'admin-prefix': config.adminPrefix,
   };
 }
@@ -153,6 +154,7 @@ async function proxy(args: readonly string[], io: CliIo): Promise<number> {
       scopeHeader: config.scopeHeader,
       maxBodyBytes: config.maxBodyBytes,
       upstreamTimeoutMs: config.upstreamTimeoutMs,
+      upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
       adminPrefix: config.adminPrefix,
       log,
     });

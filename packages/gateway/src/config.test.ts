@@ -141,8 +141,23 @@ describe('proxy settings', () => {
       maxBodyBytes: 1_048_576,
       maxResponseBytes: 1_048_576,
       upstreamTimeoutMs: 60_000,
+      upstreamIdleTimeoutMs: 4_000,
       adminPrefix: '/_oncely',
     });
+  });
+
+  it('takes the upstream idle timeout from the flag, ONCELY_UPSTREAM_IDLE_TIMEOUT or the file', () => {
+    const flag = settings([...UPSTREAM, '--upstream-idle-timeout', '2s'], {});
+    assert.equal(flag.upstreamIdleTimeoutMs, 2_000);
+    const env = settings(UPSTREAM, { ONCELY_UPSTREAM_IDLE_TIMEOUT: '1500ms' });
+    assert.equal(env.upstreamIdleTimeoutMs, 1_500);
+    const config = file('idle.json', { upstream: 'http://x:1', 'upstream-idle-timeout': '3s' });
+    assert.equal(settings(['--config', config], {}).upstreamIdleTimeoutMs, 3_000);
+    assert.equal(
+      settings(['--config', config], { ONCELY_UPSTREAM_IDLE_TIMEOUT: '1s' }).upstreamIdleTimeoutMs,
+      1_000,
+      'env beats file',
+    );
   });
 
   it('takes a flag over the environment, the environment over the file, the file over the default', () => {
@@ -235,6 +250,14 @@ describe('proxy settings', () => {
       /--ttl: must be longer than --lease \(30s\)/,
     );
     usageError(() => loadProxyConfig(['--upstream', 'ftp://x'], {}), /--upstream: must be an http/);
+    usageError(
+      () => loadProxyConfig(UPSTREAM, { ONCELY_UPSTREAM_IDLE_TIMEOUT: '0ms' }),
+      /^--upstream-idle-timeout \(from ONCELY_UPSTREAM_IDLE_TIMEOUT\): must be at least 1ms/,
+    );
+    usageError(
+      () => loadProxyConfig([...UPSTREAM, '--upstream-idle-timeout', '4'], {}),
+      /^--upstream-idle-timeout: .*unit is required/,
+    );
     usageError(
       () => loadProxyConfig([...UPSTREAM, '--admin-prefix', 'oncely'], {}),
       /--admin-prefix: "oncely" is not a path/,

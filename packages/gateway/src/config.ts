@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { DEFAULTS } from '@oncely/core';
+import { GATEWAY_DEFAULTS } from './gateway.ts';
 import { parseStoreSpec, type StoreSpec } from './store-spec.ts';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.ts';
 
@@ -145,6 +146,13 @@ export const PROXY_SETTINGS: readonly SettingSpec[] = [
     description: 'Longest silence from the upstream before 504 (and the key released).',
   },
   {
+    name: 'upstream-idle-timeout',
+    type: 'string',
+    value: '<duration>',
+    default: formatDuration(GATEWAY_DEFAULTS.upstreamIdleTimeoutMs),
+    description: "Close idle upstream connections after this; keep it below the upstream's own.",
+  },
+  {
     name: 'admin-prefix',
     type: 'string',
     value: '<path>',
@@ -178,6 +186,7 @@ export interface ProxyConfig {
   maxBodyBytes: number;
   maxResponseBytes: number;
   upstreamTimeoutMs: number;
+  upstreamIdleTimeoutMs: number;
   adminPrefix: string;
 }
 
@@ -486,6 +495,7 @@ export function loadProxyConfig(
     maxBodyBytes: read.parsed('max-body', parseSize)!,
     maxResponseBytes: read.parsed('max-response', parseSize)!,
     upstreamTimeoutMs: read.parsed('upstream-timeout', atLeast(1, parseDuration, '1ms'))!,
+    upstreamIdleTimeoutMs: read.parsed('upstream-idle-timeout', atLeast(1, parseDuration, '1ms'))!,
     adminPrefix: read.parsed('admin-prefix', parsePrefix)!,
   };
   return { help: false, config, positionals, flags };

@@ -38,7 +38,8 @@ Docs: ${DOCS}
 function settingLine(setting: SettingSpec): string[] {
   const flag =
     setting.type === 'boolean' ? `--${setting.name}` : `--${setting.name} ${setting.value ?? '<value>'}`;
-  const lines = [`  ${flag.padEnd(30)}${setting.description}`];
+  // A flag too long for the column still gets two spaces before its description.
+  const lines = [`  ${flag.length < 30 ? flag.padEnd(30) : `${flag}  `}${setting.description}`];
   const facts = [`env ${envName(setting.name)}`];
   if (setting.default !== undefined) facts.push(`default ${setting.default}`);
   lines.push(`  ${''.padEnd(30)}[${facts.join(', ')}]`);
