@@ -2,6 +2,7 @@
 // shared Redis (which it must never stall for anyone else: only its own connections are held).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -133,7 +134,7 @@ describe('faultProxy in front of an echo server', () => {
   });
 });
 
-describe('faultProxy in front of the real servers', () => {
+describe('faultProxy in front of Redis, HTTP and PostgreSQL', () => {
   it('stalls a Redis connection: a command times out while paused, the next works after resume', {
     timeout: 10_000,
   }, async () => {
@@ -156,6 +157,27 @@ describe('faultProxy in front of the real servers', () => {
       assert.equal(await redis.ping('again'), 'again');
     } finally {
       redis.disconnect();
+    }
+  });
+
+  it('carries HTTP to an upstream, and resets its kept-alive connection', async () => {
+    const upstream = createHttpServer((req, res) => res.end(`you asked for ${req.url}`));
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const proxy = await faultProxy({
+      host: '127.0.0.1',
+      port: (upstream.address() as { port: number }).port,
+    });
+    proxies.push(proxy);
+    try {
+      const reply = await fetch(`${proxy.url()}/orders?id=1`);
+      assert.equal(await reply.text(), 'you asked for /orders?id=1');
+      assert.equal(proxy.connections, 1, 'the client keeps its connection alive');
+      await proxy.resetAll();
+      assert.equal(proxy.connections, 0);
+    } finally {
+      upstream.closeAllConnections();
+      upstream.close();
     }
   });
 
