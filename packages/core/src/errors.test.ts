@@ -16,6 +16,7 @@ const ALL = {
   ERR_ONCELY_BODY_AMBIGUOUS: true,
   ERR_ONCELY_SCOPE_MISSING: true,
   ERR_ONCELY_LEASE_LOST: true,
+  ERR_ONCELY_EXECUTION_TIMEOUT: true,
   ERR_ONCELY_INVALID_OPTION: true,
 } satisfies Record<OncelyErrorCode, true>;
 

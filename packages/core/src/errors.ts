@@ -17,6 +17,7 @@ const CODES = {
   ERR_ONCELY_BODY_AMBIGUOUS: { status: 400, title: 'Request body is ambiguous' },
   ERR_ONCELY_SCOPE_MISSING: { status: 400, title: 'Request scope is missing' },
   ERR_ONCELY_LEASE_LOST: { status: 500, title: 'The lease on this Idempotency-Key was lost' },
+  ERR_ONCELY_EXECUTION_TIMEOUT: { status: 500, title: 'The request ran past its time bound' },
   ERR_ONCELY_INVALID_OPTION: { status: 500, title: 'Invalid Oncely option' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -11,7 +11,8 @@ export type OncelyEventType =
   | 'store_error'
   | 'completed'
   | 'released'
-  | 'client_gone';
+  | 'client_gone'
+  | 'execution_timeout';
 
 /** The store step an event is about. */
 export type StoreOperation = 'acquire' | 'complete' | 'extend' | 'release' | 'get';

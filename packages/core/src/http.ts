@@ -68,6 +68,8 @@ export interface HttpRequestInfo {
 /** Per-request overrides of the HTTP options (e.g. `required` on one route). */
 export interface HttpRouteOptions {
   required?: boolean;
+  /** This route's execution bound, overriding the engine's `maxExecutionMs` (0: unbounded). */
+  maxExecutionMs?: number;
 }
 
 export type HttpDecision =
@@ -186,6 +188,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
       key: parsed.key,
       fingerprint,
       signal: request.signal,
+      maxExecutionMs: route.maxExecutionMs,
     });
     switch (decision.kind) {
       case 'reject':

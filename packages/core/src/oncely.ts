@@ -23,6 +23,8 @@ export interface BeginInput {
    * a waiter whose signal aborts stops waiting and asking the store at once.
    */
   signal?: AbortSignal | undefined;
+  /** This execution's bound, overriding the engine's `maxExecutionMs` (0: unbounded). */
+  maxExecutionMs?: number | undefined;
 }
 
 /** How `commit` ended. */
@@ -38,7 +40,12 @@ export type CommitOutcome =
   /** The store failed; the engine keeps the lease and retries in the background (see `drain`). */
   | 'pending'
   /** Fail-open execution with the store down: nothing is recorded. */
-  | 'unrecorded';
+  | 'unrecorded'
+  /**
+   * The work ran past `maxExecutionMs`; its signal was aborted and it was abandoned. Nothing was
+   * written: its key frees when the lease lapses, and its outcome is never kept or replayed.
+   */
+  | 'timed_out';
 
 /** You own the key: run the work, then `commit` its response, or `abort` if it failed. */
 export interface ExecuteDecision {
@@ -270,7 +277,7 @@ export function createOncely(options: OncelyOptions): Oncely {
       let record = result.record;
       if (result.acquired) {
         emit({ ...base, type: 'executed', takeover: result.takeover, recorded: true });
-        return owner(scope, record, result.takeover);
+        return owner(scope, record, result.takeover, input.maxExecutionMs ?? opts.maxExecutionMs);
       }
       for (;;) {
         // A mismatch wins over every state: the key was used for another request, and no wait can fix that.
@@ -331,10 +338,40 @@ export function createOncely(options: OncelyOptions): Oncely {
     };
   }
 
-  function owner(scope: string, record: IdempotencyRecord, takeover: boolean): ExecuteDecision {
+  function owner(
+    scope: string,
+    record: IdempotencyRecord,
+    takeover: boolean,
+    maxExecutionMs: number,
+  ): ExecuteDecision {
     const { id, token } = record;
     const base = { scope, keyHash: id };
     let settled: Promise<CommitOutcome> | undefined;
+    // The lease protects against a dead owner; this bound against a live one whose work never
+    // settles (a lost promise, a provider call without a timeout), which would otherwise renew its
+    // lease until the record's retention ends. Past the bound the work is abandoned: its signal
+    // aborts, renewals stop and the key frees when the lease lapses. Not at once: the engine cannot
+    // show that the abandoned work started no side effect, and a lapse leaves it a lease to notice
+    // its signal. Whatever it returns later is neither kept nor sent as a replay.
+    const bound =
+      maxExecutionMs > 0
+        ? setTimeout(() => {
+            if (settled !== undefined || !lease.held) return;
+            settled = Promise.resolve('timed_out');
+            emit({ ...base, type: 'execution_timeout' });
+            lease.end(
+              new OncelyError(
+                'ERR_ONCELY_EXECUTION_TIMEOUT',
+                `The work did not finish within ${maxExecutionMs} ms and was abandoned; its key frees when its lease lapses.`,
+              ),
+            );
+          }, maxExecutionMs)
+        : undefined;
+    (bound as { unref?: () => void } | undefined)?.unref?.();
+    const settle = (outcome: Promise<CommitOutcome>): Promise<CommitOutcome> => {
+      clearTimeout(bound);
+      return outcome;
+    };
     const lease = keepLease({
       store,
       id,
@@ -440,12 +477,12 @@ export function createOncely(options: OncelyOptions): Oncely {
       signal: lease.signal,
       keeps: (status) => keep(status),
       commit(response) {
-        settled ??= complete(response);
+        settled ??= settle(complete(response));
         return settled;
       },
       commitWith(response, write) {
         if (settled) return settled;
-        const attempt = completeWith(response, write);
+        const attempt = settle(completeWith(response, write));
         settled = attempt;
         // A failed write leaves the decision open, so the caller can abort (or try again).
         attempt.catch(() => {
@@ -454,7 +491,7 @@ export function createOncely(options: OncelyOptions): Oncely {
         return attempt;
       },
       async abort() {
-        settled ??= release().then((ok) => (ok ? 'released' : 'lease_lost'));
+        settled ??= settle(release().then((ok) => (ok ? 'released' : 'lease_lost')));
         await settled;
       },
       clientGone() {

@@ -2,7 +2,7 @@ import { CACHE_PRESETS, type CachePolicy } from './cache-policy.ts';
 import { OncelyError } from './errors.ts';
 import type { OncelyEvent } from './events.ts';
 import type { Store } from './store.ts';
-import { HOUR, SECOND } from './time.ts';
+import { HOUR, MINUTE, SECOND } from './time.ts';
 
 /** Options of `createOncely`. Every default lives in `DEFAULTS`. */
 export interface OncelyOptions {
@@ -36,6 +36,16 @@ export interface OncelyOptions {
    * @default 5_000
    */
   storeTimeoutMs?: number;
+  /**
+   * The longest one execution may hold its key. The lease frees the key of a dead process; this
+   * frees the key of a live one whose work never settles. Past it the work's `signal` aborts with
+   * `ERR_ONCELY_EXECUTION_TIMEOUT`, renewals stop and the key frees when the lease lapses; a late
+   * result is not kept. Make it longer than any legitimate run: work it cuts short may run again on
+   * a retry. The default is Node's own `server.requestTimeout`, past which a Node server has already
+   * dropped the request. 0 turns the bound off. Per call: `begin({ maxExecutionMs })`.
+   * @default 300_000 (5 min)
+   */
+  maxExecutionMs?: number;
   /** Which outcomes are kept for replay; the others release the key. @default 'success-only' */
   cache?: CachePolicy;
   /** When the store is unreachable at acquire, run the work unprotected instead of answering 503. @default false */
@@ -59,6 +69,7 @@ export const DEFAULTS = Object.freeze({
   waitPollMs: 50,
   waitPollMaxMs: 500,
   storeTimeoutMs: 5 * SECOND,
+  maxExecutionMs: 5 * MINUTE,
   cache: 'success-only',
   failOpen: false,
   maxResponseBytes: 1024 * 1024,
@@ -98,6 +109,7 @@ export function resolveOptions(options: OncelyOptions): ResolvedOptions {
   integerAtLeast('waitPollMs', merged.waitPollMs, 1);
   integerAtLeast('waitPollMaxMs', merged.waitPollMaxMs, 1);
   integerAtLeast('storeTimeoutMs', merged.storeTimeoutMs, 1);
+  integerAtLeast('maxExecutionMs', merged.maxExecutionMs, 0);
   integerAtLeast('maxResponseBytes', merged.maxResponseBytes, 0);
   integerAtLeast('retryAfterSeconds', merged.retryAfterSeconds, 0);
   if (merged.concurrency !== 'reject' && merged.concurrency !== 'wait') {

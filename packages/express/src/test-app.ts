@@ -92,6 +92,11 @@ export function startExpressTestServer({ options, app: counters }: HttpTestSetup
     counters.signal(signal.aborted);
     res.status(201).json({ n, aborted: signal.aborted });
   });
+  app.post('/hang', async (req, res) => {
+    const n = counters.executed('hang');
+    await sleep(Number(req.query.ms)); // deaf to the signal: work that ignores its bound
+    if (!res.destroyed) res.status(201).json({ n });
+  });
   app.post('/echo', express.raw({ type: () => true }), (req, res) => {
     counters.executed('echo');
     res.setHeader('Content-Type', req.get('content-type') ?? 'application/octet-stream');

@@ -33,6 +33,8 @@ export interface FastifyIdempotencyOptions extends HttpIdempotencyOptions {
 export interface FastifyIdempotencyRouteConfig {
   /** Refuse a request without a key with 400, overriding the plugin's `required`. */
   required?: boolean;
+  /** This route's execution bound, overriding the plugin's `maxExecutionMs` (0: unbounded). */
+  maxExecutionMs?: number;
 }
 
 /** What a handler of a recorded request finds on `request.idempotency`. */
@@ -105,12 +107,14 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
     const valid =
       typeof config === 'object' &&
       config !== null &&
-      Object.keys(config).every((name) => name === 'required') &&
-      (config.required === undefined || typeof config.required === 'boolean');
+      Object.keys(config).every((name) => name === 'required' || name === 'maxExecutionMs') &&
+      (config.required === undefined || typeof config.required === 'boolean') &&
+      (config.maxExecutionMs === undefined ||
+        (Number.isSafeInteger(config.maxExecutionMs) && config.maxExecutionMs >= 0));
     if (!valid) {
       throw new OncelyError(
         'ERR_ONCELY_INVALID_OPTION',
-        `route ${String(route.method)} ${route.url}: config.idempotency must be false or { required?: boolean }`,
+        `route ${String(route.method)} ${route.url}: config.idempotency must be false or { required?: boolean, maxExecutionMs?: integer >= 0 }`,
       );
     }
   });

@@ -98,6 +98,12 @@ export async function startFastifyTestServer(setup: HttpTestSetup): Promise<Runn
     reply.code(201);
     return { n, aborted: signal.aborted };
   });
+  app.post<{ Querystring: { ms?: string } }>('/hang', async (request, reply) => {
+    const n = counters.executed('hang');
+    await sleep(Number(request.query.ms ?? 0)); // deaf to the signal: work that ignores its bound
+    reply.code(201);
+    return { n };
+  });
   app.post('/echo', async (request, reply) => {
     counters.executed('echo');
     const type = request.headers['content-type'];

@@ -133,6 +133,7 @@ describe('proxy settings', () => {
       ttlMs: 86_400_000,
       leaseMs: 30_000,
       scopeHeader: undefined,
+      allowUnscoped: false,
       requireKey: false,
       methods: ['POST', 'PATCH'],
       concurrency: 'reject',

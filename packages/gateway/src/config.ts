@@ -91,6 +91,13 @@ export const PROXY_SETTINGS: readonly SettingSpec[] = [
       'Header naming the tenant (e.g. authorization); hashed, never stored. Default: none, one shared key space.',
   },
   {
+    name: 'allow-unscoped',
+    type: 'boolean',
+    default: 'false',
+    description:
+      'With --scope-header: let requests without it share one key space instead of refusing them (400).',
+  },
+  {
     name: 'require-key',
     type: 'boolean',
     default: 'false',
@@ -178,6 +185,7 @@ export interface ProxyConfig {
   ttlMs: number;
   leaseMs: number;
   scopeHeader: string | undefined;
+  allowUnscoped: boolean;
   requireKey: boolean;
   methods: string[];
   concurrency: 'reject' | 'wait';
@@ -487,6 +495,7 @@ export function loadProxyConfig(
     ttlMs,
     leaseMs,
     scopeHeader: read.parsed('scope-header', parseHeaderName),
+    allowUnscoped: read.boolean('allow-unscoped'),
     requireKey: read.boolean('require-key'),
     methods: read.parsed('methods', parseMethods)!,
     concurrency: read.parsed('concurrency', oneOf(['reject', 'wait'] as const))!,

@@ -19,6 +19,7 @@ import {
   type OncelyEventType,
   problemResponse,
 } from '@oncely/core';
+import { clientSignal } from '@oncely/core/node';
 import { adminEndpoints } from './admin.ts';
 import { clientResponseHeaders, pairsOf, RELEASE_HEADER, upstreamRequestHeaders } from './forward-headers.ts';
 import { type CommitResult, GatewayMetrics, type Outcome } from './metrics.ts';
@@ -27,7 +28,7 @@ import { BodyTooLargeError, RequestAbortedError, readBody } from './request-body
 import { scopeOf } from './scope.ts';
 import { concat, send, write, writeHead } from './send-response.ts';
 import { timedStore } from './timed-store.ts';
-import { formatSize } from './units.ts';
+import { formatDuration, formatSize } from './units.ts';
 import {
   type Exchange,
   exchange,
@@ -62,10 +63,24 @@ export interface GatewayOptions extends Omit<HttpIdempotencyOptions, 'required'>
   upstream: string | URL;
   /**
    * Header naming the tenant (an API key, an account id). Its value is hashed into the scope, so a
-   * key of one tenant never replays another's response. Requests without it share one key space.
+   * key of one tenant never replays another's response. A keyed request without it is refused with
+   * `400 ERR_ONCELY_SCOPE_MISSING` (see `requireScope`).
    * @default none: every client shares one key space
    */
   scopeHeader?: string | undefined;
+  /**
+   * Refuse a keyed request without the scope header instead of putting it in the key space that
+   * every unscoped client shares.
+   * @default true when `scopeHeader` is set
+   */
+  requireScope?: boolean;
+  /**
+   * The longest one recorded request may hold its key; past it the upstream call is cut, the client
+   * gets 504 and the key frees when its lease lapses. Follows `upstreamTimeoutMs`, so the two
+   * cannot disagree.
+   * @default upstreamTimeoutMs
+   */
+  maxExecutionMs?: number;
   /** A covered request without a key gets 400 instead of passing through; a function decides per request. @default false */
   required?: boolean | ((request: { method: string; path: string }) => boolean);
   /** Largest recorded request body; a larger one gets 413 before the store or the upstream see it. @default 1_048_576 */
@@ -236,6 +251,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   );
   const http: HttpIdempotency = httpIdempotency({
     ...(engineOptions as unknown as HttpIdempotencyOptions),
+    requireScope: options.requireScope ?? scopeHeader !== undefined,
+    maxExecutionMs: options.maxExecutionMs ?? upstreamTimeoutMs,
     store,
     onEvent,
   });
@@ -327,6 +344,7 @@ export function createGateway(options: GatewayOptions): Gateway {
             keyHeader: req.headersDistinct['idempotency-key'],
             contentType: req.headers['content-type'],
             scope: typeof scopeValue === 'string' ? scopeOf(scopeValue) : '',
+            signal: clientSignal(res),
             body: async () => {
               body = await readBody(req, maxBodyBytes);
               return body;
@@ -462,6 +480,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         timeoutMs: upstreamTimeoutMs,
       });
       upstream.request.end(body);
+      // Core's one disconnect policy: the call goes on, its outcome is kept for the client's retry.
+      res.once('close', () => {
+        if (!res.writableFinished) decision.clientGone();
+      });
       // A lost lease means a retry took the key over and is running the upstream call again. Cut this
       // call: closing the connection is the HTTP form of aborting the handler's signal, and an
       // upstream that watches for its client leaving can stop. The client hears that the lease was
@@ -541,6 +563,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     const error = isOncelyError(decision.signal.reason)
       ? decision.signal.reason
       : new OncelyError('ERR_ONCELY_LEASE_LOST', 'The lease on this key was lost.');
+    if (error.code === 'ERR_ONCELY_EXECUTION_TIMEOUT') {
+      // The execution bound is the upstream timeout: the same 504 as an upstream that went silent,
+      // except that the key is not released at once but frees when its lease lapses.
+      const problem = gatewayProblem(
+        'ERR_ONCELY_UPSTREAM_TIMEOUT',
+        `The upstream service did not finish in time; the call was cut. The Idempotency-Key frees within one lease (${formatDuration(http.oncely.options.leaseMs)}): retry with it then.`,
+      );
+      if (!res.headersSent) send(res, problem);
+      else res.destroy();
+      return { outcome: 'upstream_timeout', status: problem.status, commit: 'timed_out' };
+    }
     if (!res.headersSent) send(res, problemResponse(error));
     else res.destroy();
     return { outcome: 'executed', status: error.status, commit: 'lease_lost' };

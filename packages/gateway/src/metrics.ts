@@ -42,6 +42,7 @@ export const COMMIT_RESULTS = [
   'lease_lost',
   'pending',
   'unrecorded',
+  'timed_out',
 ] as const;
 export type CommitResult = (typeof COMMIT_RESULTS)[number];
 

@@ -23,6 +23,9 @@ export async function startSuiteGateway({ options, app }: HttpTestSetup): Promis
     ...options,
     upstream: upstream.url,
     scopeHeader: 'x-tenant',
+    // The suite sends most requests without a tenant, into the shared key space; its requireScope
+    // test turns this on.
+    requireScope: options.requireScope ?? false,
     required: ({ path }) => path === '/required',
   });
   const url = await gateway.listen({ port: 0 });

@@ -146,6 +146,12 @@ export async function startTestUpstream(options: TestUpstreamOptions = {}): Prom
       app.signal(signal.aborted);
       return json(res, 201, { n, aborted: signal.aborted });
     }
+    if (route === 'POST /hang') {
+      const n = record('hang');
+      await sleep(Number(url.searchParams.get('ms'))); // deaf to the cut: work that ignores its bound
+      if (!res.destroyed) json(res, 201, { n });
+      return;
+    }
     if (route === 'POST /echo') {
       record('echo');
       res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' });

@@ -76,6 +76,11 @@ export function createTestApp({ options, app }: HttpTestSetup): Hono {
     app.signal(aborted);
     return c.json({ n, aborted }, 201);
   });
+  hono.post('/hang', idem, async (c) => {
+    const n = app.executed('hang');
+    await sleep(Number(c.req.query('ms') ?? 0)); // deaf to the signal: work that ignores its bound
+    return c.json({ n }, 201);
+  });
   hono.post('/echo', idem, async (c) => {
     app.executed('echo');
     const bytes = await c.req.arrayBuffer();
