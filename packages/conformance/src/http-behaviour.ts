@@ -26,7 +26,7 @@ import { type HttpIdempotencyOptions, recordId, type Store } from '@oncely/core'
  * | `POST /stream` | `stream` | 200, `Content-Type: text/plain`, streamed (chunked) as the chunks of `setup.app.chunks`, ~10 ms apart |
  * | `POST /large?size=N` | `large` | 200, `Content-Type: application/octet-stream`, N bytes of `x` |
  * | `POST /slow?ms=N` | `slow` | wait N ms or until the idempotency `AbortSignal` aborts; call `setup.app.signal(signal.aborted)`; 201, JSON `{ "n": n, "aborted": <bool> }` |
- * | `POST /hang?ms=N` | `hang` | wait N ms, deaf to the idempotency signal (work that ignores its bound); 201, JSON `{ "n": n }` |
+ * | `POST /deaf?ms=N` | `deaf` | wait N ms, deaf to the idempotency signal (work that ignores its bound); 201, JSON `{ "n": n }` |
  * | `POST /echo` | `echo` | 200, the raw request body bytes back, with the request's `Content-Type` |
  */
 export interface HttpBehaviourOptions {
@@ -564,20 +564,20 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       const key = newKey();
       const started = Date.now();
       // Deaf to its signal: it holds on for 1.2 s, past its 400 ms bound.
-      const first = send('/hang?ms=1200', { key });
+      const first = send('/deaf?ms=1200', { key });
       await sleep(150);
-      expectProblem(await send('/hang?ms=1200', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      expectProblem(await send('/deaf?ms=1200', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
       // Bound (400 ms) + lease (300 ms): the key is free, a retry takes it.
       await sleep(Math.max(0, 800 - (Date.now() - started)));
-      const retry = send('/hang?ms=1200', { key });
+      const retry = send('/deaf?ms=1200', { key });
       await sleep(100);
-      assert.equal(app.count('hang'), 2, 'the retry ran once the lease of the abandoned run lapsed');
+      assert.equal(app.count('deaf'), 2, 'the retry ran once the lease of the abandoned run lapsed');
       // The abandoned run settles now (1.2 s): its result must not become the key's outcome.
       await first;
       await sleep(Math.max(0, 1350 - (Date.now() - started)));
-      expectProblem(await send('/hang?ms=1200', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      expectProblem(await send('/deaf?ms=1200', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
       await retry;
-      assert.equal(app.count('hang'), 2);
+      assert.equal(app.count('deaf'), 2);
     });
 
     it('passes GET through untouched, key or not', async () => {

@@ -3,7 +3,7 @@
  * `handle`, and maps the decision out: it holds no status logic, no key parsing, no fingerprinting.
  */
 
-import { isOncelyError, OncelyError } from './errors.ts';
+import { isOncelyError, OncelyError, type OncelyErrorCode } from './errors.ts';
 import { fingerprint as defaultFingerprint, type FingerprintInput } from './fingerprint.ts';
 import { parseIdempotencyKey } from './key.ts';
 import type { CommitOutcome, Oncely } from './oncely.ts';
@@ -76,7 +76,15 @@ export type HttpDecision =
   /** Not recorded (method not covered, or no key where none is required): run the handler as usual. */
   | { kind: 'pass' }
   /** Send this response without running the handler: a replay (`replayed: true`) or a problem. */
-  | { kind: 'respond'; replayed: boolean; response: HttpResponse }
+  | {
+      kind: 'respond';
+      replayed: boolean;
+      /** Why: `replayed`, or the code of the problem (in progress, key reused, store down …). */
+      reason: RespondReason;
+      /** The record id when the request got as far as the store ('' for a missing or invalid key). */
+      keyHash: string;
+      response: HttpResponse;
+    }
   /** Run the handler; then `commit` its response before sending it, or `abort` if it threw. */
   | {
       kind: 'execute';
@@ -102,6 +110,9 @@ export type HttpDecision =
        */
       clientGone(): void;
     };
+
+/** Why a `respond` decision answers without running the handler. */
+export type RespondReason = 'replayed' | OncelyErrorCode;
 
 /** The HTTP layer returned by `httpIdempotency`. */
 export interface HttpIdempotency {
@@ -192,9 +203,15 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
     });
     switch (decision.kind) {
       case 'reject':
-        return problem(decision.error);
+        return problem(decision.error, decision.keyHash);
       case 'replay':
-        return { kind: 'respond', replayed: true, response: replayResponse(decision.response) };
+        return {
+          kind: 'respond',
+          replayed: true,
+          reason: 'replayed',
+          keyHash: decision.keyHash,
+          response: replayResponse(decision.response),
+        };
       case 'execute':
         return {
           kind: 'execute',
@@ -214,8 +231,8 @@ export function httpIdempotency(options: HttpIdempotencyOptions): HttpIdempotenc
   return { handle, covers, oncely };
 }
 
-function problem(error: OncelyError): HttpDecision {
-  return { kind: 'respond', replayed: false, response: problemResponse(error) };
+function problem(error: OncelyError, keyHash = ''): HttpDecision {
+  return { kind: 'respond', replayed: false, reason: error.code, keyHash, response: problemResponse(error) };
 }
 
 /**

@@ -27,6 +27,7 @@ export {
   type HttpRouteOptions,
   httpIdempotency,
   problemResponse,
+  type RespondReason,
   replayResponse,
   storableResponse,
 } from './http.ts';

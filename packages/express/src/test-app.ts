@@ -92,8 +92,8 @@ export function startExpressTestServer({ options, app: counters }: HttpTestSetup
     counters.signal(signal.aborted);
     res.status(201).json({ n, aborted: signal.aborted });
   });
-  app.post('/hang', async (req, res) => {
-    const n = counters.executed('hang');
+  app.post('/deaf', async (req, res) => {
+    const n = counters.executed('deaf');
     await sleep(Number(req.query.ms)); // deaf to the signal: work that ignores its bound
     if (!res.destroyed) res.status(201).json({ n });
   });

@@ -98,8 +98,8 @@ export async function startFastifyTestServer(setup: HttpTestSetup): Promise<Runn
     reply.code(201);
     return { n, aborted: signal.aborted };
   });
-  app.post<{ Querystring: { ms?: string } }>('/hang', async (request, reply) => {
-    const n = counters.executed('hang');
+  app.post<{ Querystring: { ms?: string } }>('/deaf', async (request, reply) => {
+    const n = counters.executed('deaf');
     await sleep(Number(request.query.ms ?? 0)); // deaf to the signal: work that ignores its bound
     reply.code(201);
     return { n };

@@ -5,7 +5,6 @@
  * response is kept before the client sees it. The gateway only translates, as every adapter does.
  */
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -16,8 +15,8 @@ import {
   isOncelyError,
   OncelyError,
   type OncelyEvent,
-  type OncelyEventType,
   problemResponse,
+  type RespondReason,
 } from '@oncely/core';
 import { clientSignal } from '@oncely/core/node';
 import { adminEndpoints } from './admin.ts';
@@ -40,7 +39,7 @@ import {
 /** One structured log entry. The gateway never puts a raw key, a scope value or a body in one. */
 export interface GatewayLogEntry {
   level: 'info' | 'warn' | 'error';
-  /** `request` (one per request the idempotency layer decided, or that failed upstream), `store_error`, `lease_lost`, `error`. */
+  /** `request` (one per request the idempotency layer decided, or that failed upstream), `store_error`, `lease_lost`, `execution_timeout`, `error`. */
   msg: string;
   outcome?: Outcome;
   method?: string;
@@ -76,9 +75,10 @@ export interface GatewayOptions extends Omit<HttpIdempotencyOptions, 'required'>
   requireScope?: boolean;
   /**
    * The longest one recorded request may hold its key; past it the upstream call is cut, the client
-   * gets 504 and the key frees when its lease lapses. Follows `upstreamTimeoutMs`, so the two
-   * cannot disagree.
-   * @default upstreamTimeoutMs
+   * gets 504 and the key frees when its lease lapses. Follows `upstreamTimeoutMs`, a second past it,
+   * so an upstream that goes silent meets its own timeout first (504, key released at once) and the
+   * bound only ends a response that keeps trickling in.
+   * @default upstreamTimeoutMs + 1_000
    */
   maxExecutionMs?: number;
   /** A covered request without a key gets 400 instead of passing through; a function decides per request. @default false */
@@ -125,14 +125,6 @@ export interface Gateway {
    * background completions, close idle connections. The store is the caller's to close.
    */
   close(): Promise<void>;
-}
-
-/** What the engine reported while deciding one request (events carry no request id; this context does). */
-interface Trace {
-  events: OncelyEventType[];
-  keyHash?: string;
-  takeover?: boolean;
-  leaseLost?: boolean;
 }
 
 type Execute = Extract<HttpDecision, { kind: 'execute' }>;
@@ -221,17 +213,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   if (typeof log !== 'function') invalid('log must be a function');
 
   const metrics = new GatewayMetrics();
-  const traces = new AsyncLocalStorage<Trace>();
   const userOnEvent = options.onEvent;
   const onEvent = (event: OncelyEvent): void => {
     metrics.event(event);
-    const trace = traces.getStore();
-    if (trace) {
-      trace.events.push(event.type);
-      trace.keyHash ??= event.keyHash;
-      if (event.type === 'executed') trace.takeover = event.takeover === true;
-      if (event.type === 'lease_lost') trace.leaseLost = true;
-    }
     if (event.type === 'store_error') {
       log({
         level: 'warn',
@@ -242,6 +226,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
     } else if (event.type === 'lease_lost') {
       log({ level: 'warn', msg: 'lease_lost', keyHash: event.keyHash });
+    } else if (event.type === 'execution_timeout') {
+      log({ level: 'warn', msg: 'execution_timeout', keyHash: event.keyHash });
     }
     userOnEvent?.(event);
   };
@@ -252,7 +238,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const http: HttpIdempotency = httpIdempotency({
     ...(engineOptions as unknown as HttpIdempotencyOptions),
     requireScope: options.requireScope ?? scopeHeader !== undefined,
-    maxExecutionMs: options.maxExecutionMs ?? upstreamTimeoutMs,
+    maxExecutionMs: options.maxExecutionMs ?? upstreamTimeoutMs + 1000,
     store,
     onEvent,
   });
@@ -301,7 +287,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       await admin.handle(req, res, path);
       return;
     }
-    const trace: Trace = { events: [] };
+    // What the decision told about the request, for its log line.
+    const seen: { keyHash?: string; takeover?: boolean } = {};
     // One count per request, and one log line per request the idempotency layer looked at (or
     // that failed upstream): passthrough traffic is counted, not logged.
     const finish = ({ outcome, status, commit, error }: Result): void => {
@@ -318,10 +305,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         path,
         status,
         durationMs: Math.round(seconds * 1e4) / 10,
-        ...(trace.keyHash ? { keyHash: trace.keyHash } : {}),
+        ...(seen.keyHash ? { keyHash: seen.keyHash } : {}),
         ...(commit ? { commit } : {}),
-        ...(trace.takeover ? { takeover: true } : {}),
-        ...(trace.leaseLost ? { leaseLost: true } : {}),
+        ...(seen.takeover ? { takeover: true } : {}),
+        ...(commit === 'lease_lost' ? { leaseLost: true } : {}),
         ...(error ? { error } : {}),
       });
     };
@@ -330,7 +317,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
 
-    await traces.run(trace, async () => {
+    {
       let body: Uint8Array | undefined;
       let decision: HttpDecision;
       try {
@@ -378,17 +365,17 @@ export function createGateway(options: GatewayOptions): Gateway {
           finish(await passthrough(req, res, pathAndQuery));
           return;
         case 'respond':
+          if (decision.keyHash !== '') seen.keyHash = decision.keyHash;
           send(res, decision.response);
-          finish({
-            outcome: respondOutcome(decision.replayed, trace.events),
-            status: decision.response.status,
-          });
+          finish({ outcome: respondOutcome(decision.reason), status: decision.response.status });
           return;
         case 'execute':
+          seen.keyHash = decision.keyHash;
+          seen.takeover = decision.takeover;
           finish(await execute(req, res, decision, body ?? new Uint8Array(0), pathAndQuery));
           return;
       }
-    });
+    }
   }
 
   /** Stream a request through, both ways, without looking at its body. */
@@ -662,16 +649,24 @@ function requestTarget(url: string): string | null {
   }
 }
 
-/** What a `respond` decision was, from the events the engine emitted while deciding it. */
-function respondOutcome(replayed: boolean, events: readonly OncelyEventType[]): Outcome {
-  if (replayed) return 'replayed';
-  if (events.includes('mismatch')) return 'mismatch';
-  if (events.includes('conflict')) return 'conflict';
-  // A replay of a key whose response was too large to keep: 409, the work ran once.
-  if (events.includes('replayed')) return 'not_stored';
-  if (events.includes('store_error')) return 'store_unavailable';
-  // No engine event at all: the key was missing or malformed, refused before the store was asked.
-  return 'invalid';
+/** The metrics outcome of a `respond` decision. */
+function respondOutcome(reason: RespondReason): Outcome {
+  switch (reason) {
+    case 'replayed':
+      return 'replayed';
+    case 'ERR_ONCELY_KEY_REUSED':
+      return 'mismatch';
+    case 'ERR_ONCELY_IN_PROGRESS':
+      return 'conflict';
+    // A replay of a key whose response was too large to keep: 409, the work ran once.
+    case 'ERR_ONCELY_RESPONSE_NOT_STORED':
+      return 'not_stored';
+    case 'ERR_ONCELY_STORE_UNAVAILABLE':
+      return 'store_unavailable';
+    default:
+      // Refused before the store was asked: a missing or malformed key, no tenant, an ambiguous body.
+      return 'invalid';
+  }
 }
 
 function messageOf(error: unknown): string {

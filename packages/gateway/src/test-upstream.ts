@@ -146,8 +146,8 @@ export async function startTestUpstream(options: TestUpstreamOptions = {}): Prom
       app.signal(signal.aborted);
       return json(res, 201, { n, aborted: signal.aborted });
     }
-    if (route === 'POST /hang') {
-      const n = record('hang');
+    if (route === 'POST /deaf') {
+      const n = record('deaf');
       await sleep(Number(url.searchParams.get('ms'))); // deaf to the cut: work that ignores its bound
       if (!res.destroyed) json(res, 201, { n });
       return;

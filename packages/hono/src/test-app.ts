@@ -76,8 +76,8 @@ export function createTestApp({ options, app }: HttpTestSetup): Hono {
     app.signal(aborted);
     return c.json({ n, aborted }, 201);
   });
-  hono.post('/hang', idem, async (c) => {
-    const n = app.executed('hang');
+  hono.post('/deaf', idem, async (c) => {
+    const n = app.executed('deaf');
     await sleep(Number(c.req.query('ms') ?? 0)); // deaf to the signal: work that ignores its bound
     return c.json({ n }, 201);
   });
