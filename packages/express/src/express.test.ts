@@ -474,36 +474,46 @@ describe('@oncely/express', () => {
     await store.close();
   });
 
-  it('frees the key of a disconnected client whose handler never ends the response, after one lease', async () => {
+  it('keeps the key of a disconnected client whose handler never ends the response, until its execution bound and a lease', async () => {
+    // Core's one disconnect policy: a client leaving never frees a key whose owner is alive. What
+    // ends a handler that never finishes is the execution bound; then its lease lapses.
     const { store, calls } = countingStore();
     let runs = 0;
     const url = await serve((app) => {
-      app.use(idempotency({ store, leaseMs: 200 }));
+      app.use(idempotency({ store, leaseMs: 200, maxExecutionMs: 300 }));
       app.post('/abandoned', async (_req, res) => {
         runs++;
         res.write('part 1;');
         await once(res, 'close'); // gives up without ending the response
       });
     });
+    const started = Date.now();
     const { res } = await open(url, '/abandoned', 'k1');
     await once(res, 'data');
     res.destroy();
     await sleep(50);
     const early = await post(url, '/abandoned', 'k1', '{}');
     assert.equal(code(early), 'ERR_ONCELY_IN_PROGRESS', 'not freed while the handler may still be working');
-    await sleep(300);
-    assert.equal(calls.release, 1, 'released once, not stuck');
+    await sleep(Math.max(0, 380 - (Date.now() - started)));
+    const beforeLapse = await post(url, '/abandoned', 'k1', '{}');
+    assert.equal(
+      code(beforeLapse),
+      'ERR_ONCELY_IN_PROGRESS',
+      'past the bound, the lease still runs out first',
+    );
+    await sleep(Math.max(0, 650 - (Date.now() - started)));
     const { res: second } = await open(url, '/abandoned', 'k1');
     assert.equal(second.headers['idempotent-replayed'], undefined);
     assert.equal(second.statusCode, 200);
     second.destroy();
     assert.equal(runs, 2);
+    assert.equal(calls.release, 0, 'freed by the lapse, never released while its owner ran');
     assert.equal(calls.complete, 0);
     await sleep(250);
     await store.close();
   });
 
-  it('also frees the key when the client left while the store was still deciding', async () => {
+  it('keeps the key when the client left while the store was still deciding, until the bound and a lease', async () => {
     const { store: inner, calls } = countingStore();
     const store: Store = {
       ...inner,
@@ -514,7 +524,8 @@ describe('@oncely/express', () => {
     };
     let runs = 0;
     const url = await serve((app) => {
-      app.use(idempotency({ store, leaseMs: 150 }));
+      // The acquire takes 80 ms: under half the lease, or the engine would answer 503 instead.
+      app.use(idempotency({ store, leaseMs: 300, maxExecutionMs: 200 }));
       app.post('/late', () => {
         runs++; // never answers: its client is long gone
       });
@@ -527,10 +538,16 @@ describe('@oncely/express', () => {
     client.end('{}');
     await sleep(20);
     client.destroy();
-    await sleep(400);
-    assert.equal(runs, 1);
-    assert.equal(calls.release, 1);
-    assert.equal(await store.get({ id: recordId('', 'k1'), now: Date.now() }), null, 'the key is free');
+    await sleep(150);
+    assert.equal(runs, 1, 'the handler runs although its client left');
+    assert.equal((await store.get({ id: recordId('', 'k1'), now: Date.now() }))?.state, 'in_progress');
+    await sleep(550); // acquire 80 ms + bound 200 ms + lease 300 ms, from the start
+    const record = await store.get({ id: recordId('', 'k1'), now: Date.now() });
+    assert.ok(
+      record === null || record.leaseUntil <= Date.now(),
+      'free once the bound passed and the lease lapsed',
+    );
+    assert.equal(calls.release, 0);
     await store.close();
   });
 
