@@ -18,6 +18,9 @@ const ALL = {
   ERR_ONCELY_LEASE_LOST: true,
   ERR_ONCELY_EXECUTION_TIMEOUT: true,
   ERR_ONCELY_INVALID_OPTION: true,
+  ERR_ONCELY_BODY_TOO_LARGE: true,
+  ERR_ONCELY_UPSTREAM_UNAVAILABLE: true,
+  ERR_ONCELY_UPSTREAM_TIMEOUT: true,
 } satisfies Record<OncelyErrorCode, true>;
 
 describe('error codes', () => {

@@ -19,6 +19,11 @@ const CODES = {
   ERR_ONCELY_LEASE_LOST: { status: 500, title: 'The lease on this Idempotency-Key was lost' },
   ERR_ONCELY_EXECUTION_TIMEOUT: { status: 500, title: 'The request ran past its time bound' },
   ERR_ONCELY_INVALID_OPTION: { status: 500, title: 'Invalid Oncely option' },
+  // Sent by the gateway, which buffers requests and calls an upstream; listed here so that every
+  // package's codes live in one registry, kept in sync with docs/errors.md by one test.
+  ERR_ONCELY_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  ERR_ONCELY_UPSTREAM_UNAVAILABLE: { status: 502, title: 'Upstream unavailable' },
+  ERR_ONCELY_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timed out' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Every stable error code. */

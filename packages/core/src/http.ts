@@ -241,13 +241,32 @@ function problem(error: OncelyError, keyHash = ''): HttpDecision {
  * const { status, headers, body } = problemResponse(new OncelyError('ERR_ONCELY_KEY_MISSING', '...'));
  */
 export function problemResponse(error: OncelyError): HttpResponse {
+  return problemJson(error.toProblem(), error.retryAfter);
+}
+
+/**
+ * A problem without an Oncely code (`type: about:blank`, RFC 9457 §4.2.1), for plain HTTP errors
+ * such as an unknown admin path.
+ * @example
+ * plainProblem(404, 'Not Found', 'The gateway serves /_oncely/healthz and /_oncely/metrics.');
+ */
+export function plainProblem(status: number, title: string, detail: string): HttpResponse {
+  return problemJson({ type: 'about:blank', title, status, detail });
+}
+
+function problemJson(
+  problem: { type: string; title: string; status: number; detail: string },
+  retryAfter?: number,
+): HttpResponse {
   const headers: Array<[string, string]> = [
     ['content-type', 'application/problem+json'],
     ['cache-control', 'no-store'],
   ];
-  if (error.retryAfter !== undefined) headers.push(['retry-after', String(error.retryAfter)]);
-  return { status: error.status, headers, body: new TextEncoder().encode(JSON.stringify(error.toProblem())) };
+  if (retryAfter !== undefined) headers.push(['retry-after', String(retryAfter)]);
+  return { status: problem.status, headers, body: utf8.encode(JSON.stringify(problem)) };
 }
+
+const utf8 = new TextEncoder();
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection and never cross a hop. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([

@@ -26,6 +26,7 @@ export {
   type HttpResponse,
   type HttpRouteOptions,
   httpIdempotency,
+  plainProblem,
   problemResponse,
   type RespondReason,
   replayResponse,

@@ -5,9 +5,8 @@
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Store } from '@oncely/core';
+import { plainProblem, type Store } from '@oncely/core';
 import type { GatewayMetrics } from './metrics.ts';
-import { plainProblem } from './problems.ts';
 import { send } from './send-response.ts';
 
 export interface AdminOptions {

@@ -2,11 +2,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
+import { ERROR_CODES } from '@oncely/core';
 import { envName, PROXY_SETTINGS } from './config.ts';
 import { GatewayMetrics, OUTCOMES } from './metrics.ts';
-import { GATEWAY_DOCS_URL, GATEWAY_PROBLEMS, gatewayProblem } from './problems.ts';
 
 const docs = readFileSync(new URL('../../../docs/gateway.md', import.meta.url), 'utf8');
+const errors = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
 const rows = docs.split('\n').filter((line) => line.startsWith('| '));
 
 it('lists every setting with its environment variable and default', () => {
@@ -21,21 +22,23 @@ it('lists every setting with its environment variable and default', () => {
   }
 });
 
-it('documents every problem code: the table, a section, and the type link to it', () => {
-  for (const [code, { status, title }] of Object.entries(GATEWAY_PROBLEMS)) {
-    assert.ok(rows.includes(`| ${code} | ${status} | ${title} |`), `table row for ${code}`);
-    assert.match(docs, new RegExp(`^### ${code}$`, 'm'), `section for ${code}`);
-    const problem = JSON.parse(
-      new TextDecoder().decode(gatewayProblem(code as keyof typeof GATEWAY_PROBLEMS, 'x').body),
-    );
-    assert.equal(problem.type, `${GATEWAY_DOCS_URL}#${code.toLowerCase()}`);
-    assert.deepEqual(Object.keys(problem), ['type', 'title', 'status', 'detail', 'code']);
+it('sends only codes of the one registry, each documented in docs/errors.md', () => {
+  // The gateway's problems are core's codes (errors.test.ts keeps them in sync with docs/errors.md);
+  // this page names the ones the gateway adds and points there.
+  const source = readFileSync(new URL('./gateway.ts', import.meta.url), 'utf8');
+  const sent = new Set([...source.matchAll(/'(ERR_ONCELY_[A-Z_]+)'/g)].map(([, code]) => code!));
+  assert.ok(sent.size >= 3, `the gateway names its codes: ${[...sent].join(', ')}`);
+  for (const code of sent) {
+    assert.ok(code in ERROR_CODES, `${code} is in core's registry`);
+    assert.match(errors, new RegExp(`^### ${code}$`, 'm'), `docs/errors.md has a section for ${code}`);
   }
-  const table = rows.filter(
-    (line) =>
-      /^\| ERR_ONCELY_/.test(line) && docs.indexOf(line) > docs.indexOf('## Problems the gateway adds'),
-  );
-  assert.equal(table.length, Object.keys(GATEWAY_PROBLEMS).length, 'no undocumented extra rows');
+  for (const code of [
+    'ERR_ONCELY_BODY_TOO_LARGE',
+    'ERR_ONCELY_UPSTREAM_UNAVAILABLE',
+    'ERR_ONCELY_UPSTREAM_TIMEOUT',
+  ]) {
+    assert.ok(docs.includes(`\`${code}\``), `docs/gateway.md names ${code}`);
+  }
 });
 
 it('documents every metric series and outcome', () => {

@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  ERROR_CODES,
   type HttpDecision,
   type HttpIdempotency,
   type HttpIdempotencyOptions,
@@ -15,6 +16,7 @@ import {
   isOncelyError,
   OncelyError,
   type OncelyEvent,
+  plainProblem,
   problemResponse,
   type RespondReason,
 } from '@oncely/core';
@@ -22,7 +24,6 @@ import { clientSignal } from '@oncely/core/node';
 import { adminEndpoints } from './admin.ts';
 import { clientResponseHeaders, pairsOf, RELEASE_HEADER, upstreamRequestHeaders } from './forward-headers.ts';
 import { type CommitResult, GatewayMetrics, type Outcome } from './metrics.ts';
-import { GATEWAY_PROBLEMS, gatewayProblem, plainProblem } from './problems.ts';
 import { BodyTooLargeError, RequestAbortedError, readBody } from './request-body.ts';
 import { scopeOf } from './scope.ts';
 import { concat, send, write, writeHead } from './send-response.ts';
@@ -344,9 +345,11 @@ export function createGateway(options: GatewayOptions): Gateway {
           // The rest of the upload is read and dropped (readBody left the stream flowing), and the
           // connection closed after the answer: it is not worth keeping for a client this far over.
           res.setHeader('connection', 'close');
-          const problem = gatewayProblem(
-            'ERR_ONCELY_BODY_TOO_LARGE',
-            `Requests with an Idempotency-Key may carry at most ${formatSize(maxBodyBytes)}; nothing was run.`,
+          const problem = problemResponse(
+            new OncelyError(
+              'ERR_ONCELY_BODY_TOO_LARGE',
+              `Requests with an Idempotency-Key may carry at most ${formatSize(maxBodyBytes)}; nothing was run.`,
+            ),
           );
           send(res, problem);
           finish({ outcome: 'too_large', status: problem.status });
@@ -553,9 +556,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (error.code === 'ERR_ONCELY_EXECUTION_TIMEOUT') {
       // The execution bound is the upstream timeout: the same 504 as an upstream that went silent,
       // except that the key is not released at once but frees when its lease lapses.
-      const problem = gatewayProblem(
-        'ERR_ONCELY_UPSTREAM_TIMEOUT',
-        `The upstream service did not finish in time; the call was cut. The Idempotency-Key frees within one lease (${formatDuration(http.oncely.options.leaseMs)}): retry with it then.`,
+      const problem = problemResponse(
+        new OncelyError(
+          'ERR_ONCELY_UPSTREAM_TIMEOUT',
+          `The upstream service did not finish in time; the call was cut. The Idempotency-Key frees within one lease (${formatDuration(http.oncely.options.leaseMs)}): retry with it then.`,
+        ),
       );
       if (!res.headersSent) send(res, problem);
       else res.destroy();
@@ -582,13 +587,17 @@ export function createGateway(options: GatewayOptions): Gateway {
       send(
         res,
         timeout
-          ? gatewayProblem(
-              'ERR_ONCELY_UPSTREAM_TIMEOUT',
-              `The upstream service did not answer in time (${failure.message}).${reached}${released}`,
+          ? problemResponse(
+              new OncelyError(
+                'ERR_ONCELY_UPSTREAM_TIMEOUT',
+                `The upstream service did not answer in time (${failure.message}).${reached}${released}`,
+              ),
             )
-          : gatewayProblem(
-              'ERR_ONCELY_UPSTREAM_UNAVAILABLE',
-              `The upstream service could not be reached or broke off (${failure.message}).${reached}${released}`,
+          : problemResponse(
+              new OncelyError(
+                'ERR_ONCELY_UPSTREAM_UNAVAILABLE',
+                `The upstream service could not be reached or broke off (${failure.message}).${reached}${released}`,
+              ),
             ),
       );
     } else {
@@ -598,8 +607,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       outcome,
       status: res.headersSent
         ? res.statusCode
-        : GATEWAY_PROBLEMS[timeout ? 'ERR_ONCELY_UPSTREAM_TIMEOUT' : 'ERR_ONCELY_UPSTREAM_UNAVAILABLE']
-            .status,
+        : ERROR_CODES[timeout ? 'ERR_ONCELY_UPSTREAM_TIMEOUT' : 'ERR_ONCELY_UPSTREAM_UNAVAILABLE'].status,
       error: failure.message,
     };
   }

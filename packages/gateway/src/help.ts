@@ -4,10 +4,10 @@
  */
 
 import { envName, PROXY_SETTINGS, type SettingSpec, STORE_SETTING } from './config.ts';
-import { GATEWAY_DOCS_URL } from './problems.ts';
 import { STORE_FORMS } from './store-spec.ts';
 
-export const DOCS = GATEWAY_DOCS_URL;
+/** Where the help texts point. */
+export const DOCS = 'https://github.com/oncely/oncely/blob/main/docs/gateway.md';
 
 /** `oncely --help`. */
 export function mainHelp(version: string): string {

@@ -12,11 +12,5 @@ export {
   type GatewayOptions,
 } from './gateway.ts';
 export { type CommitResult, GatewayMetrics, OUTCOMES, type Outcome } from './metrics.ts';
-export {
-  GATEWAY_DOCS_URL,
-  GATEWAY_PROBLEMS,
-  type GatewayProblemCode,
-  gatewayProblem,
-} from './problems.ts';
 export { gatewayRecordId, scopeOf } from './scope.ts';
 export { formatDuration, formatSize, parseDuration, parseSize } from './units.ts';

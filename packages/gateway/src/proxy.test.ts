@@ -210,7 +210,7 @@ describe('gateway as a proxy', () => {
     assert.equal(reply.status, 502);
     assert.equal(reply.json().code, 'ERR_ONCELY_UPSTREAM_UNAVAILABLE');
     assert.equal(reply.json().status, 502);
-    assert.match(String(reply.json().type), /docs\/gateway\.md#err_oncely_upstream_unavailable$/);
+    assert.match(String(reply.json().type), /docs\/errors\.md#err_oncely_upstream_unavailable$/);
     assert.equal(await g.store.get({ id: id(key), now: Date.now() }), null, 'the key is free again');
     assert.equal((await post(g.url, '/payments', key)).status, 502, 'a retry runs again (and fails again)');
     const passthrough = await send(g.url, '/payments', { method: 'GET' });
