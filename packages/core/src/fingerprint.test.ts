@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { MAX_JSON_DEPTH } from './canonical-json.ts';
+import { isOncelyError } from './errors.ts';
 import { canonicalQuery, type FingerprintInput, fingerprint } from './fingerprint.ts';
 
 const base: FingerprintInput = { method: 'POST', path: '/orders' };
@@ -52,6 +54,86 @@ describe('fingerprint', () => {
     assert.notEqual(
       fp({ body: '{"id":12345678901234567890}', contentType: JSON_TYPE }),
       fp({ body: '{"id":12345678901234567891}', contentType: JSON_TYPE }),
+    );
+  });
+
+  test('canonical JSON bodies keep the fingerprints of oncely-fp-v1, byte for byte', () => {
+    // Computed by the JSON.parse-with-reviver canonicaliser this scanner replaced.
+    const golden: Array<[string, string]> = [
+      ['{"amount":1}', '3d4957fda3bb4c2dfa2eaa3b85239000fc270f79c145181b35582591f10c8caa'],
+      [
+        ' { "b" : [1, 2.50, -0, 1E+3], "a": "\\u00e9\\ud83d\\ude00\\ud800" }',
+        'f725b7283d2769de1f21d2a66a6aa0d220ff488c7cf995b6df5d3b2b83c3ca16',
+      ],
+      ['[]', '61b7d2340247aacd8fd444e79ff0e3685a1f901bf10880d57485a35daa1a71b6'],
+      ['"x"', '6e579815086c6e4904fefe857a272fa5c372d5d2def896b531bef5aa06ad660d'],
+      ['12345678901234567890', '94d36d6257046dfbc44c6010f7839aa3b98fde1ae9a929f34d5c63a4576b223e'],
+      [
+        '{"__proto__":{"x":null},"z":[true,false]}',
+        'e0ddeb6c03318cd678d009ce0a5ece04b84e22a850a1648e91943ead585a82f0',
+      ],
+      ['{oops', '06b4718bac715f3250be39a05961a5f8fa2a5ad45b15ce5473911ac85d77a489'],
+    ];
+    for (const [body, expected] of golden) assert.equal(fp({ body, contentType: JSON_TYPE }), expected, body);
+  });
+
+  test('a JSON body naming a member twice is refused as ambiguous, at any depth and however escaped', () => {
+    for (const body of [
+      '{"amt":99,"amt":10}',
+      '{"a":1,"b":2,"a":1}',
+      '{"order":{"items":[{"sku":"x","qty":1,"qty":2}]}}',
+      '{"a":1,"\\u0061":2}',
+      '{"\u00e9":1,"\\u00e9":2}',
+    ]) {
+      for (const contentType of [JSON_TYPE, 'application/merge-patch+json; charset=utf-8']) {
+        for (const bytes of [body, new TextEncoder().encode(body)]) {
+          assert.throws(
+            () => fp({ body: bytes, contentType }),
+            (error: unknown) => {
+              assert.ok(isOncelyError(error));
+              assert.equal(error.code, 'ERR_ONCELY_BODY_AMBIGUOUS');
+              assert.equal(error.status, 400);
+              return true;
+            },
+            body,
+          );
+        }
+      }
+    }
+  });
+
+  test('the ambiguous-body error names neither the member nor the body', () => {
+    const body = '{"secret_card_number":"4111111111111111","secret_card_number":"0"}';
+    assert.throws(
+      () => fp({ body, contentType: JSON_TYPE }),
+      (error: unknown) => {
+        assert.ok(isOncelyError(error));
+        const problem = JSON.stringify(error.toProblem());
+        for (const part of ['secret_card_number', '4111']) assert.ok(!problem.includes(part), part);
+        assert.ok(!error.message.includes('{'));
+        return true;
+      },
+    );
+  });
+
+  test('duplicate members in a body that is not JSON-typed are just bytes', () => {
+    const body = '{"amt":99,"amt":10}';
+    assert.equal(fp({ body, contentType: 'text/plain' }), fp({ body }));
+    assert.notEqual(fp({ body }), fp({ body: '{"amt":10}' }));
+  });
+
+  test(`JSON nested deeper than ${MAX_JSON_DEPTH} levels hashes as raw bytes`, () => {
+    const deep = `${'['.repeat(MAX_JSON_DEPTH + 1)}${']'.repeat(MAX_JSON_DEPTH + 1)}`;
+    assert.equal(fp({ body: deep, contentType: JSON_TYPE }), fp({ body: deep, contentType: 'text/plain' }));
+    const bound = `${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}`;
+    assert.notEqual(
+      fp({ body: bound, contentType: JSON_TYPE }),
+      fp({ body: bound, contentType: 'text/plain' }),
+    );
+    // Raw bytes never collide: whitespace is no longer insignificant past the bound.
+    assert.notEqual(
+      fp({ body: deep, contentType: JSON_TYPE }),
+      fp({ body: ` ${deep}`, contentType: JSON_TYPE }),
     );
   });
 

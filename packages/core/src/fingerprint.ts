@@ -3,7 +3,8 @@
  * fingerprint covers method, route path, query (sorted) and body (canonical JSON or raw bytes).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalize } from './canonical-json.ts';
+import { OncelyError } from './errors.ts';
 
 /** What a request fingerprint is computed from. */
 export interface FingerprintInput {
@@ -28,6 +29,8 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * The lowercase hex SHA-256 fingerprint of a request.
+ * @throws {OncelyError} `ERR_ONCELY_BODY_AMBIGUOUS` when a JSON body names a member twice in one
+ * object: parsers disagree on which one counts, so no fingerprint can say which request it is.
  * @example
  * fingerprint({ method: 'POST', path: '/orders', body: '{"qty":1}', contentType: 'application/json' });
  */
@@ -93,9 +96,20 @@ function bodyPart(
   if (body === null || body === undefined || body.length === 0) return { kind: 'raw', bytes: EMPTY };
   if (isJsonMediaType(contentType)) {
     const text = typeof body === 'string' ? body : decodeUtf8(body);
-    const canonical = text === undefined ? undefined : canonicalJson(text);
-    // canonicalJson output is well-formed (JSON.stringify escapes lone surrogates), so UTF-8 is exact.
-    if (canonical !== undefined) return { kind: 'json', bytes: encoder.encode(canonical) };
+    const result = text === undefined ? undefined : canonicalize(text);
+    // Canonical output is well-formed (lone surrogates are escaped), so UTF-8 is exact.
+    if (result?.kind === 'canonical') return { kind: 'json', bytes: encoder.encode(result.text) };
+    if (result?.kind === 'duplicate') {
+      // `{"amount":99,"amount":10}` is 99 to one parser and 10 to another (RFC 8259 §4 leaves it
+      // open, I-JSON forbids it). Keeping one reading, as JSON.parse's last-wins did, let a retry
+      // `{"amount":10}` replay the response of a handler that charged 99. Refused before anything
+      // runs; the detail names neither the member nor the body, which may be secret.
+      throw new OncelyError(
+        'ERR_ONCELY_BODY_AMBIGUOUS',
+        'The JSON body names the same member twice in one object. Send each member once.',
+      );
+    }
+    // Not JSON, or nested deeper than MAX_JSON_DEPTH: the raw bytes, which never collide.
   }
   return { kind: 'raw', bytes: typeof body === 'string' ? wtf8(body) : body };
 }
