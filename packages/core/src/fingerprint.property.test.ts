@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { canonicalJson } from './canonical-json.ts';
+import { isOncelyError } from './errors.ts';
 import { canonicalQuery, fingerprint } from './fingerprint.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -28,11 +30,19 @@ function random(seed: number): () => number {
   };
 }
 
+/** A member to add to the object that comes `target`-th (depth first) among the non-empty ones. */
+interface Duplicate {
+  target: number;
+  value: Json;
+}
+
 /**
  * Serialises `value` the way a different client might: shuffled keys, random JSON whitespace
- * and random `\uXXXX` escapes in strings.
+ * and random `\uXXXX` escapes in strings. With `duplicate`, one object names one of its members
+ * a second time (escaped at random like every key), with the duplicate's value.
  */
-function scramble(value: Json, rand: () => number): string {
+function scramble(value: Json, rand: () => number, duplicate?: Duplicate): string {
+  let objects = 0;
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const ws = () => pick(['', '', ' ', '\n', '\t', '\r\n  ']);
   const str = (s: string): string => {
@@ -51,7 +61,12 @@ function scramble(value: Json, rand: () => number): string {
         const j = Math.floor(rand() * (i + 1));
         [keys[i], keys[j]] = [keys[j]!, keys[i]!];
       }
-      return `{${keys.map((k) => `${ws()}${str(k)}${ws()}:${ws()}${go(v[k]!)}${ws()}`).join(',')}${ws()}}`;
+      const members = keys.map((k) => `${ws()}${str(k)}${ws()}:${ws()}${go(v[k]!)}${ws()}`);
+      if (keys.length > 0 && objects++ === duplicate?.target) {
+        const again = `${ws()}${str(pick(keys))}${ws()}:${ws()}${go(duplicate.value)}${ws()}`;
+        members.splice(Math.floor(rand() * (members.length + 1)), 0, again);
+      }
+      return `{${members.join(',')}${ws()}}`;
     }
     if (typeof v === 'string') return str(v);
     return JSON.stringify(v);
@@ -64,6 +79,54 @@ test('shuffling object keys, adding whitespace and escaping characters never cha
     fc.property(anyJson, fc.integer(), (value, seed) => {
       assert.equal(bodyFp(scramble(value, random(seed))), bodyFp(JSON.stringify(value)));
     }),
+  );
+});
+
+/** The canonical form, built from the value itself: sorted keys by code unit, no whitespace. */
+function sortedJson(value: Json): string {
+  if (Array.isArray(value)) return `[${value.map(sortedJson).join(',')}]`;
+  if (isObject(value)) {
+    const members = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${sortedJson(value[k]!)}`);
+    return `{${members.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+test('the canonical text is the sorted compact JSON of the value, however it was serialised', () => {
+  fc.assert(
+    fc.property(anyJson, fc.integer(), (value, seed) => {
+      assert.equal(canonicalJson(scramble(value, random(seed))), sortedJson(value));
+    }),
+  );
+});
+
+function nonEmptyObjects(value: Json): number {
+  if (Array.isArray(value)) return value.reduce<number>((sum, item) => sum + nonEmptyObjects(item), 0);
+  if (!isObject(value)) return 0;
+  const own = Object.keys(value).length > 0 ? 1 : 0;
+  return Object.values(value).reduce<number>((sum, item) => sum + nonEmptyObjects(item), own);
+}
+
+test('naming a member twice in any object, however escaped, makes a JSON body ambiguous', () => {
+  fc.assert(
+    fc.property(
+      anyJson,
+      fc.jsonValue({ maxDepth: 1 }) as fc.Arbitrary<Json>,
+      fc.nat(),
+      fc.integer(),
+      (value, again, index, seed) => {
+        const objects = nonEmptyObjects(value);
+        fc.pre(objects > 0);
+        const body = scramble(value, random(seed), { target: index % objects, value: again });
+        assert.equal(canonicalJson(body), undefined);
+        assert.throws(
+          () => bodyFp(body),
+          (error: unknown) => isOncelyError(error) && error.code === 'ERR_ONCELY_BODY_AMBIGUOUS',
+        );
+      },
+    ),
   );
 });
 
