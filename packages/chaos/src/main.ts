@@ -66,7 +66,17 @@ const options = {
 
 let failed = false;
 for (const [index, store] of stores.entries()) {
-  const report = await runScenario(store, { ...options, seed: (seed + index) >>> 0 });
+  let report: Awaited<ReturnType<typeof runScenario>>;
+  try {
+    report = await runScenario(store, { ...options, seed: (seed + index) >>> 0 });
+  } catch (error) {
+    // A server that would not start, a store that is unreachable: no verdict, and a loud failure.
+    process.stderr.write(
+      `chaos ${store}: the run could not complete: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exitCode = 1;
+    break;
+  }
   if (!values.quiet) {
     for (const explanation of report.explanations) process.stdout.write(`  explained ${explanation.text}\n`);
   }
@@ -79,4 +89,4 @@ for (const [index, store] of stores.entries()) {
   process.stdout.write('\n');
   failed ||= report.violations.length > 0;
 }
-process.exitCode = failed ? 1 : 0;
+if (failed) process.exitCode = 1;
