@@ -18,13 +18,20 @@ export class StoreTimeoutError extends Error {
  * ended keep `call` and look at it later (see the engine's orphan release after a failed acquire).
  */
 export function bounded<T>(call: Promise<T>, ms: number, operation: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(operation, ms)), ms);
+  // One timer and one promise per call, on the path of every request: no race() or finally().
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StoreTimeoutError(operation, ms)), ms);
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  // A late rejection of `call` after the timeout won must not become an unhandled rejection.
-  call.catch(() => {});
-  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -2,6 +2,7 @@
  * Request fingerprints: a retry with the same key must be the same request (DESIGN §3). The
  * fingerprint covers method, route path, query (sorted) and body (canonical JSON or raw bytes).
  */
+import { Buffer } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { canonicalize } from './canonical-json.ts';
 import { OncelyError } from './errors.ts';
@@ -39,13 +40,59 @@ export function fingerprint(input: FingerprintInput): string {
   const hash = createHash('sha256');
   // Every field is length-prefixed, so bytes can never shift from one field into the next
   // (path "/a" + query "b=1" versus path "/ab" + query "=1").
-  field(hash, encoder.encode(VERSION_TAG));
-  field(hash, wtf8(asciiUpperCase(input.method)));
-  field(hash, wtf8(input.path));
-  field(hash, wtf8(canonicalQuery(input.query)));
-  field(hash, encoder.encode(body.kind));
+  hash.update(VERSION_FIELD);
+  hash.update(methodField(input.method));
+  stringField(hash, input.path);
+  const query = input.query;
+  // No query at all is the common case: its canonical form is '' without any parsing.
+  stringField(
+    hash,
+    query === null || query === undefined || query === '' || query === '?' ? '' : canonicalQuery(query),
+  );
+  hash.update(body.kind === 'json' ? JSON_KIND_FIELD : RAW_KIND_FIELD);
   field(hash, body.bytes);
   return hash.digest('hex');
+}
+
+// The fields that are the same for every request, encoded once. The bytes hashed are exactly
+// those of `field(hash, utf8(value))`: one encoding, however it is computed.
+const fixedField = (value: string): Uint8Array => {
+  const bytes = encoder.encode(value);
+  const out = new Uint8Array(8 + bytes.byteLength);
+  writeLength(out, bytes.byteLength);
+  out.set(bytes, 8);
+  return out;
+};
+const VERSION_FIELD = fixedField(VERSION_TAG);
+const JSON_KIND_FIELD = fixedField('json');
+const RAW_KIND_FIELD = fixedField('raw');
+// Methods come from a handful of values (only covered methods are fingerprinted); at most 32 kept.
+const methodFields = new Map<string, Uint8Array>();
+function methodField(method: string): Uint8Array {
+  let cached = methodFields.get(method);
+  if (cached === undefined) {
+    const upper = asciiUpperCase(method);
+    cached = LONE_SURROGATE.test(upper) ? lengthPrefixed(wtf8(upper)) : fixedField(upper);
+    if (methodFields.size < 32) methodFields.set(method, cached);
+  }
+  return cached;
+}
+function lengthPrefixed(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + bytes.byteLength);
+  writeLength(out, bytes.byteLength);
+  out.set(bytes, 8);
+  return out;
+}
+
+/** A string field: UTF-8 (WTF-8 for lone surrogates), without building its bytes when it needs none. */
+function stringField(hash: Hash, value: string): void {
+  if (LONE_SURROGATE.test(value)) {
+    field(hash, wtf8(value));
+    return;
+  }
+  writeLength(LENGTH, Buffer.byteLength(value, 'utf8'));
+  hash.update(LENGTH);
+  hash.update(value, 'utf8');
 }
 
 /**
@@ -159,9 +206,26 @@ function wtf8(s: string): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
+/** One reused length prefix: `hash.update` copies its input before returning. */
+const LENGTH = new Uint8Array(8);
+
+/** A field: its byte length as a big-endian uint64, then its bytes. */
 function field(hash: Hash, bytes: Uint8Array): void {
-  const length = new Uint8Array(8);
-  new DataView(length.buffer).setBigUint64(0, BigInt(bytes.byteLength));
-  hash.update(length);
+  writeLength(LENGTH, bytes.byteLength);
+  hash.update(LENGTH);
   hash.update(bytes);
+}
+
+/** `n` as a big-endian uint64 in the first 8 bytes of `out` (lengths stay far below 2^53). */
+function writeLength(out: Uint8Array, n: number): void {
+  const high = Math.floor(n / 0x1_0000_0000);
+  const low = n >>> 0;
+  out[0] = high >>> 24;
+  out[1] = (high >>> 16) & 0xff;
+  out[2] = (high >>> 8) & 0xff;
+  out[3] = high & 0xff;
+  out[4] = low >>> 24;
+  out[5] = (low >>> 16) & 0xff;
+  out[6] = (low >>> 8) & 0xff;
+  out[7] = low & 0xff;
 }

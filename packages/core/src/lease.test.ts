@@ -31,6 +31,8 @@ function options(store: Store, leaseMs: number, leaseUntil: number, extra: Parti
     expiresAt: Date.now() + 60_000,
     clock: Date.now,
     storeTimeoutMs: 1000,
+    deadline: Number.POSITIVE_INFINITY,
+    onDeadline: () => undefined,
     onStoreError: () => seen.errors++,
     onLost: () => seen.lost++,
     ...extra,
@@ -124,5 +126,36 @@ describe('keepLease', () => {
     assert.equal(lease.signal.reason, reason);
     assert.equal(extends_, 0);
     assert.equal(seen.lost, 0, 'ended on purpose, not lost');
+  });
+
+  it('ends the work at its deadline with the reason onDeadline gives, one timer all along', async () => {
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    const record = await owned(3000, store);
+    const reason = new OncelyError('ERR_ONCELY_EXECUTION_TIMEOUT', 'test');
+    const started = Date.now();
+    const { opts, seen } = options(store, 3000, record.leaseUntil, {
+      deadline: started + 120,
+      onDeadline: () => reason,
+    });
+    const lease = keepLease(opts);
+    await new Promise((resolve) => lease.signal.addEventListener('abort', resolve));
+    const took = Date.now() - started;
+    assert.ok(took >= 110 && took < 600, `ended after ${took} ms (deadline 120 ms, renewal at 1 s)`);
+    assert.equal(lease.signal.reason, reason);
+    assert.equal(seen.lost, 0);
+  });
+
+  it('keeps renewing past the deadline when onDeadline declines (the work already finished)', async () => {
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    const record = await owned(150, store);
+    const { opts } = options(store, 150, record.leaseUntil, {
+      deadline: Date.now() + 60,
+      onDeadline: () => undefined,
+    });
+    const lease = keepLease(opts);
+    await sleep(400);
+    assert.equal(lease.signal.aborted, false);
+    assert.ok(lease.held);
+    lease.stop();
   });
 });

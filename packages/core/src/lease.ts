@@ -24,6 +24,13 @@ export interface LeaseKeeperOptions {
   clock: () => number;
   /** Bound of each `extend` call. */
   storeTimeoutMs: number;
+  /** Engine time past which the work is abandoned (the execution bound); `Infinity` for none. */
+  deadline: number;
+  /**
+   * The deadline passed: the reason to abort the work with, or `undefined` to keep the lease (the
+   * work already finished and its completion is being retried).
+   */
+  onDeadline: () => OncelyError | undefined;
   /** A renewal failed (it is retried at the next interval while the lease still holds). */
   onStoreError: (error: unknown) => void;
   /** The lease is lost: the store refused a renewal, or the lease end passed without one. */
@@ -41,11 +48,17 @@ export interface LeaseKeeper {
   end(reason: OncelyError): void;
 }
 
-/** Start renewing the lease that an acquire just won. */
+/**
+ * Start renewing the lease that an acquire just won. One timer at a time: it fires at the next
+ * renewal or at the deadline, whichever is first, and a watchdog at the lease end exists only while
+ * a renewal is outstanding. Work that finishes before its first renewal, most requests, costs one.
+ */
 export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
   const { store, id, token, leaseMs, expiresAt, clock } = options;
   const controller = new AbortController();
+  const every = Math.max(1, Math.floor(leaseMs / 3));
   let leaseUntil = options.leaseUntil;
+  let deadline = options.deadline;
   let held = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let watchdog: ReturnType<typeof setTimeout> | undefined;
@@ -74,21 +87,37 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
   // setTimeout after each renewal, not setInterval: renewals never overlap. Every leaseMs/3, so two
   // renewals may fail (a slow store, a GC pause) before the lease lapses.
   const schedule = (): void => {
-    timer = setTimeout(renew, Math.max(1, Math.floor(leaseMs / 3)));
+    const wait = Math.max(1, Math.min(every, deadline - clock()));
+    timer = setTimeout(tick, wait);
     (timer as { unref?: () => void }).unref?.();
   };
-  const armWatchdog = (): void => {
-    if (watchdog) clearTimeout(watchdog);
-    watchdog = setTimeout(lose, Math.max(0, leaseUntil - clock()));
-    (watchdog as { unref?: () => void }).unref?.();
-  };
-  const renew = async (): Promise<void> => {
+  const tick = (): void => {
+    timer = undefined;
     if (!held) return;
     const now = clock();
+    if (now >= deadline) {
+      const reason = options.onDeadline();
+      if (reason) return end(reason);
+      deadline = Number.POSITIVE_INFINITY;
+    }
+    // The event loop was held past the lease end (a long synchronous task): another request may
+    // own the key by now.
+    if (now >= leaseUntil) return lose();
+    void renew(now);
+  };
+  const renew = async (now: number): Promise<void> => {
     const next = Math.min(now + leaseMs, expiresAt);
-    // Retention ends before this lease could be extended: the record is replaced then. The watchdog
-    // aborts the work at the lease end instead of renewing into nothing.
-    if (next <= leaseUntil) return;
+    if (next <= leaseUntil) {
+      // Retention ends before this lease could be extended: the record is replaced then. Abort the
+      // work at the lease end instead of renewing into nothing.
+      watchdog = setTimeout(lose, Math.max(0, leaseUntil - now));
+      (watchdog as { unref?: () => void }).unref?.();
+      return;
+    }
+    // While the renewal is out, the lease end still stands: a renewal that neither succeeds nor
+    // fails (a pool with no free connection) must not keep the work going past it.
+    watchdog = setTimeout(lose, Math.max(0, leaseUntil - now));
+    (watchdog as { unref?: () => void }).unref?.();
     try {
       // Never longer than what is left of the lease: past its end the answer no longer matters.
       const wait = Math.max(1, Math.min(options.storeTimeoutMs, leaseUntil - now));
@@ -96,17 +125,17 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
       if (!held) return;
       if (!ok) return lose();
       leaseUntil = next;
-      armWatchdog();
     } catch (error) {
       if (!held) return;
       options.onStoreError(error);
       // We cannot know whether the store still sees us as owner; past our own lease end we must assume not.
       if (clock() >= leaseUntil) return lose();
     }
+    clearTimeout(watchdog);
+    watchdog = undefined;
     if (held) schedule();
   };
 
-  armWatchdog();
   schedule();
   return {
     signal: controller.signal,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { bounded, sleep } from './bounded.ts';
 import { cachePredicate } from './cache-policy.ts';
 import { OncelyError } from './errors.ts';
@@ -246,7 +246,8 @@ export function createOncely(options: OncelyOptions): Oncely {
       );
     }
     const id = recordId(scope, input.key);
-    const token = randomBytes(16).toString('hex');
+    // A random fencing token; randomUUID draws from a cached entropy pool, one syscall per many.
+    const token = randomUUID();
     const waitUntil = clock() + opts.maxWaitMs;
     const base = { scope, keyHash: id };
 
@@ -347,31 +348,6 @@ export function createOncely(options: OncelyOptions): Oncely {
     const { id, token } = record;
     const base = { scope, keyHash: id };
     let settled: Promise<CommitOutcome> | undefined;
-    // The lease protects against a dead owner; this bound against a live one whose work never
-    // settles (a lost promise, a provider call without a timeout), which would otherwise renew its
-    // lease until the record's retention ends. Past the bound the work is abandoned: its signal
-    // aborts, renewals stop and the key frees when the lease lapses. Not at once: the engine cannot
-    // show that the abandoned work started no side effect, and a lapse leaves it a lease to notice
-    // its signal. Whatever it returns later is neither kept nor sent as a replay.
-    const bound =
-      maxExecutionMs > 0
-        ? setTimeout(() => {
-            if (settled !== undefined || !lease.held) return;
-            settled = Promise.resolve('timed_out');
-            emit({ ...base, type: 'execution_timeout' });
-            lease.end(
-              new OncelyError(
-                'ERR_ONCELY_EXECUTION_TIMEOUT',
-                `The work did not finish within ${maxExecutionMs} ms and was abandoned; its key frees when its lease lapses.`,
-              ),
-            );
-          }, maxExecutionMs)
-        : undefined;
-    (bound as { unref?: () => void } | undefined)?.unref?.();
-    const settle = (outcome: Promise<CommitOutcome>): Promise<CommitOutcome> => {
-      clearTimeout(bound);
-      return outcome;
-    };
     const lease = keepLease({
       store,
       id,
@@ -381,6 +357,23 @@ export function createOncely(options: OncelyOptions): Oncely {
       expiresAt: record.expiresAt,
       clock,
       storeTimeoutMs: opts.storeTimeoutMs,
+      // The lease protects against a dead owner; this bound against a live one whose work never
+      // settles (a lost promise, a provider call without a timeout), which would otherwise renew its
+      // lease until the record's retention ends. Past the bound the work is abandoned: its signal
+      // aborts, renewals stop and the key frees when the lease lapses. Not at once: the engine cannot
+      // show that the abandoned work started no side effect, and a lapse leaves it a lease to notice
+      // its signal. Whatever it returns later is neither kept nor sent as a replay.
+      deadline: maxExecutionMs > 0 ? clock() + maxExecutionMs : Number.POSITIVE_INFINITY,
+      onDeadline: () => {
+        // Finished, its completion being retried: that is no hung work.
+        if (settled !== undefined) return undefined;
+        settled = Promise.resolve('timed_out');
+        emit({ ...base, type: 'execution_timeout' });
+        return new OncelyError(
+          'ERR_ONCELY_EXECUTION_TIMEOUT',
+          `The work did not finish within ${maxExecutionMs} ms and was abandoned; its key frees when its lease lapses.`,
+        );
+      },
       onStoreError: (error) => emit({ ...base, type: 'store_error', operation: 'extend', error }),
       onLost: () => emit({ ...base, type: 'lease_lost' }),
     });
@@ -477,12 +470,12 @@ export function createOncely(options: OncelyOptions): Oncely {
       signal: lease.signal,
       keeps: (status) => keep(status),
       commit(response) {
-        settled ??= settle(complete(response));
+        settled ??= complete(response);
         return settled;
       },
       commitWith(response, write) {
         if (settled) return settled;
-        const attempt = settle(completeWith(response, write));
+        const attempt = completeWith(response, write);
         settled = attempt;
         // A failed write leaves the decision open, so the caller can abort (or try again).
         attempt.catch(() => {
@@ -491,7 +484,7 @@ export function createOncely(options: OncelyOptions): Oncely {
         return attempt;
       },
       async abort() {
-        settled ??= settle(release().then((ok) => (ok ? 'released' : 'lease_lost')));
+        settled ??= release().then((ok) => (ok ? 'released' : 'lease_lost'));
         await settled;
       },
       clientGone() {

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 
 /**
@@ -7,10 +8,10 @@ import { createHash } from 'node:crypto';
 export function recordId(scope: string, key: string): string {
   const hash = createHash('sha256');
   hash.update('oncely-id-v1');
-  for (const part of [scope, key]) {
-    const bytes = new TextEncoder().encode(part);
-    hash.update(`\n${bytes.length}:`);
-    hash.update(bytes);
-  }
+  // Each part as `\n<byte length>:<UTF-8 bytes>` (lone surrogates as U+FFFD, as TextEncoder does).
+  hash.update(`\n${Buffer.byteLength(scope, 'utf8')}:`);
+  hash.update(scope, 'utf8');
+  hash.update(`\n${Buffer.byteLength(key, 'utf8')}:`);
+  hash.update(key, 'utf8');
   return hash.digest('hex');
 }
