@@ -5,7 +5,11 @@ import type {
   ExtendInput,
   GetInput,
   IdempotencyRecord,
+  ListInput,
+  ListResult,
+  PurgeExpiredInput,
   RecordCache,
+  RecordSummary,
   ReleaseInput,
   Store,
   StoredResponse,
@@ -25,9 +29,12 @@ export interface MemoryStoreOptions {
  * @example
  * const oncely = createOncely({ store: memoryStore() });
  */
-export function memoryStore(
-  options: MemoryStoreOptions = {},
-): Store & RecordCache & { readonly size: number } {
+export function memoryStore(options: MemoryStoreOptions = {}): Store &
+  RecordCache & {
+    readonly size: number;
+    list(input: ListInput): Promise<ListResult>;
+    purgeExpired(input: PurgeExpiredInput): Promise<number>;
+  } {
   const records = new Map<string, IdempotencyRecord>();
   const clock = options.clock ?? Date.now;
   const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
@@ -107,6 +114,32 @@ export function memoryStore(
       const record = live(input.id, input.now);
       return record ? copy(record) : null;
     },
+    // By id, so that a cursor (the last id of a page) stays valid whatever is written meanwhile.
+    async list(input: ListInput): Promise<ListResult> {
+      open();
+      const limit = pageLimit(input.limit);
+      const after = input.cursor ?? '';
+      const ids: string[] = [];
+      for (const [id, record] of records) if (id > after && record.expiresAt > input.now) ids.push(id);
+      ids.sort();
+      const page = ids.slice(0, limit);
+      const result: ListResult = { records: page.map((id) => summarize(records.get(id)!)) };
+      if (ids.length > limit) result.cursor = page[page.length - 1]!;
+      return result;
+    },
+    async purgeExpired(input: PurgeExpiredInput): Promise<number> {
+      open();
+      const limit = input.limit === undefined ? Number.POSITIVE_INFINITY : pageLimit(input.limit);
+      let deleted = 0;
+      for (const [id, record] of records) {
+        if (deleted >= limit) break;
+        if (record.expiresAt <= input.now) {
+          records.delete(id);
+          deleted++;
+        }
+      }
+      return deleted;
+    },
     async put({ record }): Promise<void> {
       open();
       records.set(record.id, copy(record));
@@ -116,6 +149,25 @@ export function memoryStore(
       if (timer) clearInterval(timer);
     },
   };
+}
+
+function summarize(record: IdempotencyRecord): RecordSummary {
+  const { response } = record;
+  return {
+    id: record.id,
+    state: record.state,
+    leaseUntil: record.leaseUntil,
+    expiresAt: record.expiresAt,
+    status: response === null ? null : response.status,
+    bodyBytes: response === null ? null : response.body.byteLength,
+  };
+}
+
+function pageLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`memoryStore: limit must be a positive integer, got ${String(limit)}`);
+  }
+  return limit;
 }
 
 // Copies keep callers from mutating stored state through a returned object, as a real store would.

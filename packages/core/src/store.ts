@@ -118,6 +118,58 @@ export interface Store {
    * SQLite file whose write lock another process holds. Never blocks longer than one statement.
    */
   health?(): Promise<StoreHealth>;
+  /**
+   * Optional, for operators (`oncely keys list`), never called by the engine: one page of the live
+   * records (`expiresAt > now`), at most `limit`, in an order of the store's own that holds from
+   * page to page. Pass the returned `cursor` back for the next page. A record that lives through the
+   * whole walk is listed once (Redis may list one twice if its keyspace is resized meanwhile, as SCAN
+   * does); one created, changed or deleted meanwhile may be listed or not. Summaries only: no
+   * fingerprint, token or response bytes. Takes no lock that a request would wait for.
+   */
+  list?(input: ListInput): Promise<ListResult>;
+  /**
+   * Optional: delete records whose retention ended (`expiresAt <= now`) and resolve with how many.
+   * Never deletes a live record, even one that replaced an expired one while the purge ran. A store
+   * whose backend expires records itself (Redis PEXPIRE) may find nothing and resolve with 0.
+   */
+  purgeExpired?(input: PurgeExpiredInput): Promise<number>;
+}
+
+/** Input of `Store.list`. */
+export interface ListInput {
+  /** Records with `expiresAt <= now` are not listed: their retention ended. */
+  now: number;
+  /** At most this many records in the page; a positive integer. */
+  limit: number;
+  /** The `cursor` of the previous page; absent for the first one. Opaque: made by the store. */
+  cursor?: string;
+}
+
+/** One page of `Store.list`. */
+export interface ListResult {
+  records: RecordSummary[];
+  /** Present while there may be more records: pass it to `list` for the next page. Absent at the end. */
+  cursor?: string;
+}
+
+/** A record as `Store.list` shows it: its state and times, and the size of its kept response. */
+export interface RecordSummary {
+  id: string;
+  state: RecordState;
+  leaseUntil: number;
+  expiresAt: number;
+  /** The kept response's status; `null` while in progress and when the response was too large to keep. */
+  status: number | null;
+  /** The kept response's body length in bytes; `null` exactly when `status` is. */
+  bodyBytes: number | null;
+}
+
+/** Input of `Store.purgeExpired`. */
+export interface PurgeExpiredInput {
+  /** Records with `expiresAt <= now` are deleted: the engine's time, like every store call. */
+  now: number;
+  /** Delete at most this many (a positive integer). @default every expired record */
+  limit?: number;
 }
 
 /** What `Store.health` reports. */
