@@ -4,6 +4,7 @@
  * transaction; in engine mode the Oncely engine records the outcome of effects outside the database.
  * Subscriptions for JetStream and RabbitMQ ack only once the outcome is durable.
  */
+export { type EngineInbox, type EngineInboxOptions, type EngineWork, engineInbox } from './engine-inbox.ts';
 export type { ConsumerEvent, ConsumerEventHandler, ConsumerEventType, DeadLetterReason } from './events.ts';
 export {
   INBOX_DEFAULTS,
