@@ -157,6 +157,29 @@ describe('tieredStore', () => {
     await store.close();
   });
 
+  it('lists and purges through the durable store only, which holds every record', async () => {
+    const { store, oncely, cache, durable, reset } = setup();
+    await firstExecution(oncely, store);
+    reset();
+    const now = Date.now();
+    const page = await store.list!({ now, limit: 10 });
+    assert.equal(page.records.length, 1);
+    assert.equal(page.records[0]!.state, 'completed');
+    assert.equal(await store.purgeExpired!({ now: page.records[0]!.expiresAt }), 1);
+    assert.deepEqual(durable, { list: 1, purgeExpired: 1 });
+    assert.deepEqual(cache, {}, 'its copies expire at the same instant on their own');
+    await store.close();
+  });
+
+  it('has no list or purgeExpired when its durable store has none', async () => {
+    const inner = memoryStore({ sweepIntervalMs: 0 });
+    const { list: _list, purgeExpired: _purge, ...bare } = inner;
+    const store = tieredStore({ cache: memoryStore({ sweepIntervalMs: 0 }), durable: bare });
+    assert.equal(store.list, undefined);
+    assert.equal(store.purgeExpired, undefined);
+    await inner.close();
+  });
+
   it('rejects unknown options and a cache without put', () => {
     const durable = memoryStore({ sweepIntervalMs: 0 });
     const cache = memoryStore({ sweepIntervalMs: 0 });

@@ -100,7 +100,7 @@ export function tieredStore(options: TieredStoreOptions): Store {
     void done.finally(() => fills.delete(done));
   };
 
-  return {
+  const store: Store = {
     name: `tiered(${cache.name}+${durable.name})`,
 
     async acquire(input: AcquireInput): Promise<AcquireResult> {
@@ -157,6 +157,12 @@ export function tieredStore(options: TieredStoreOptions): Store {
       owned.clear();
     },
   };
+  // Listing and purging are the durable store's: it holds every record, and the cache only copies
+  // of completed ones, which expire with them (the cache honours the same `expiresAt`). Present only
+  // when the durable store has them, so `typeof store.list` tells what this composition can do.
+  if (durable.list) store.list = durable.list.bind(durable);
+  if (durable.purgeExpired) store.purgeExpired = durable.purgeExpired.bind(durable);
+  return store;
 }
 
 const ownedKey = (id: string, token: string): string => `${id}\u0000${token}`;
