@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, type TestContext } from 'node:test';
 import {
   createOncely,
   type IdempotencyRecord,
+  type RecordSummary,
   recordId,
   type Store,
   type StoredResponse,
@@ -21,7 +22,16 @@ export interface StoreContractOptions {
   create(options: { namespace: string }): Store | Promise<Store>;
   /** Runs once after the suite (drop a temp file, a test database, a cluster). */
   cleanup?: () => void | Promise<void>;
+  /**
+   * The store implements the optional `list` and `purgeExpired`, and the suite fails if it does not.
+   * Without it their cases still run for a store that has them, and are skipped for one that has not.
+   * @default false
+   */
+  inspectable?: boolean;
 }
+
+/** A store with the optional listing methods. */
+type Inspectable = Store & Required<Pick<Store, 'list' | 'purgeExpired'>>;
 
 const LEASE = 30_000;
 const TTL = 86_400_000;
@@ -429,6 +439,188 @@ export function describeStoreContract(options: StoreContractOptions): void {
       assert.equal(runs, 1);
       const other = await oncely.run({ scope: 'other-tenant', key, fingerprint: 'f' }, () => ({ n: ++runs }));
       assert.deepEqual(other, { n: 2 }, 'another scope is another key');
+    });
+
+    describe('list and purgeExpired', () => {
+      /** The store, or undefined (the case skipped) when it has no listing and need not have one. */
+      const inspectable = async (t: TestContext, namespace?: string): Promise<Inspectable | undefined> => {
+        const store = await open(namespace);
+        if (options.inspectable) {
+          assert.equal(typeof store.list, 'function', 'an inspectable store has list()');
+          assert.equal(typeof store.purgeExpired, 'function', 'an inspectable store has purgeExpired()');
+        } else if (typeof store.list !== 'function' || typeof store.purgeExpired !== 'function') {
+          t.skip(`${store.name} has no list() and purgeExpired()`);
+          return undefined;
+        }
+        return store as Inspectable;
+      };
+      /** The ids of every page from `cursor` on (the first page without one) to the last. */
+      const walk = async (store: Inspectable, now: number, limit: number, cursor?: string) => {
+        const pages: string[][] = [];
+        do {
+          const page = await store.list({ now, limit, ...(cursor === undefined ? {} : { cursor }) });
+          assert.ok(page.records.length <= limit, `a page of ${page.records.length}, over limit ${limit}`);
+          pages.push(page.records.map((r) => r.id));
+          cursor = page.cursor;
+          assert.ok(pages.length <= 1000, 'the walk ends');
+        } while (cursor !== undefined);
+        return pages;
+      };
+      const ids = async (store: Inspectable, now: number): Promise<string[]> =>
+        (await walk(store, now, 100)).flat().sort();
+      // In the past for the engine at `now + RETAIN`, while Redis' own TTL still keeps the keys.
+      const RETAIN = 60_000;
+      const expiring = async (store: Store, now: number, stored: StoredResponse | null | 'running') => {
+        const id = newId();
+        const token = newToken();
+        const expiresAt = now + RETAIN;
+        const result = await store.acquire({
+          id,
+          fingerprint: 'f',
+          token,
+          now,
+          leaseUntil: now + 1,
+          expiresAt,
+        });
+        assert.equal(result.acquired, true);
+        if (stored !== 'running') {
+          assert.equal(await store.complete({ id, token, response: stored, now, expiresAt }), true);
+        }
+        return id;
+      };
+
+      it('lists in-progress and completed records with their summaries, never expired ones', async (t) => {
+        const store = await inspectable(t);
+        if (!store) return;
+        const now = Date.now();
+        const base = { leaseUntil: now + LEASE, expiresAt: now + TTL };
+        const completed = async (
+          stored: StoredResponse | null,
+          status: number | null,
+          bodyBytes: number | null,
+        ): Promise<RecordSummary> => {
+          const { id, token } = await owned(store, newId(), now);
+          assert.equal(
+            await store.complete({ id, token, response: stored, now, expiresAt: now + TTL }),
+            true,
+          );
+          return { id, state: 'completed', ...base, status, bodyBytes };
+        };
+        const running = (await owned(store, newId(), now)).id;
+        const expected: RecordSummary[] = [
+          { id: running, state: 'in_progress', ...base, status: null, bodyBytes: null },
+          await completed(response(new TextEncoder().encode('{"id":1}')), 201, 8),
+          await completed({ status: 204, headers: [['x-a', '1']], body: new Uint8Array() }, 204, 0),
+          await completed(null, null, null),
+        ];
+        const soon = [
+          await expiring(store, now, 'running'),
+          await expiring(store, now, response(new Uint8Array(3))),
+        ];
+        const listed = async (at: number): Promise<RecordSummary[]> => {
+          const page = await store.list({ now: at, limit: 100 });
+          assert.equal(page.cursor, undefined, 'everything fits in one page: no cursor');
+          return [...page.records].sort((a, b) => (a.id < b.id ? -1 : 1));
+        };
+        const before = await listed(now + RETAIN - 1);
+        assert.deepEqual(
+          before.map((r) => r.id),
+          [...expected.map((r) => r.id), ...soon].sort(),
+          'a record is listed until its retention ends',
+        );
+        // The summaries themselves; a completed record's leaseUntil is not part of the contract.
+        const later = (await listed(now + RETAIN)).map((r) =>
+          r.state === 'completed' ? { ...r, leaseUntil: now + LEASE } : r,
+        );
+        assert.deepEqual(
+          later,
+          [...expected].sort((a, b) => (a.id < b.id ? -1 : 1)),
+          'never an expired record',
+        );
+      });
+
+      it('respects limit, and pages through 25 records with the cursor: each once, none missed', async (t) => {
+        const store = await inspectable(t);
+        if (!store) return;
+        const now = Date.now();
+        const created: string[] = [];
+        for (let i = 0; i < 25; i++) {
+          const { id, token } = await owned(store, newId(), now);
+          if (i % 2 === 0) {
+            const stored = response(new Uint8Array(i));
+            assert.equal(
+              await store.complete({ id, token, response: stored, now, expiresAt: now + TTL }),
+              true,
+            );
+          }
+          created.push(id);
+        }
+        created.sort();
+        const first = await store.list({ now, limit: 7 });
+        assert.equal(first.records.length, 7, 'a full page while there are more');
+        assert.equal(typeof first.cursor, 'string', 'and a cursor to go on');
+        for (const limit of [1, 7, 25, 100]) {
+          const pages = await walk(store, now, limit);
+          const listed = pages.flat();
+          assert.equal(new Set(listed).size, listed.length, `limit ${limit}: no record twice`);
+          assert.deepEqual([...listed].sort(), created, `limit ${limit}: every record`);
+          assert.ok(pages.length >= Math.ceil(25 / limit), `limit ${limit}: ${pages.length} pages`);
+        }
+        // Records written while paging may be listed or not; the ones that were there all are.
+        const page = await store.list({ now, limit: 10 });
+        for (let i = 0; i < 3; i++) await owned(store, newId(), now);
+        const rest = page.cursor === undefined ? [] : (await walk(store, now, 10, page.cursor)).flat();
+        const seen = new Set([...page.records.map((r) => r.id), ...rest]);
+        for (const id of created) assert.ok(seen.has(id), `${id} is listed by a walk with writes in it`);
+      });
+
+      it('lists and purges its own namespace only', async (t) => {
+        const name = `contract-${randomBytes(6).toString('hex')}`;
+        const a = await inspectable(t, name);
+        if (!a) return;
+        // A namespace whose name starts with the other's: matching by prefix would mix them.
+        const b = (await inspectable(t, `${name}-more`)) as Inspectable;
+        const now = Date.now();
+        const live = (await owned(a, newId(), now)).id;
+        const old = await expiring(a, now, null);
+        const inB = (await owned(b, newId(), now)).id;
+        assert.deepEqual(await ids(a, now), [live, old].sort());
+        assert.deepEqual(await ids(b, now), [inB]);
+        assert.equal(
+          await b.purgeExpired({ now: now + RETAIN }),
+          0,
+          "another namespace's expired record stays",
+        );
+        assert.notEqual(await a.get({ id: old, now }), null);
+        assert.equal(await a.purgeExpired({ now: now + RETAIN }), 1);
+        assert.deepEqual(await ids(b, now), [inB]);
+      });
+
+      it('purges expired records only, at most limit, and says how many', async (t) => {
+        const store = await inspectable(t);
+        if (!store) return;
+        const now = Date.now();
+        const keep: string[] = [];
+        for (let i = 0; i < 3; i++) keep.push((await owned(store, newId(), now)).id);
+        const gone = [
+          await expiring(store, now, 'running'),
+          await expiring(store, now, null),
+          await expiring(store, now, response(new Uint8Array([1, 2]))),
+          await expiring(store, now, response(new Uint8Array())),
+          await expiring(store, now, 'running'),
+        ];
+        assert.deepEqual(await ids(store, now), [...keep, ...gone].sort());
+        const later = now + RETAIN;
+        assert.equal(await store.purgeExpired({ now: later - 1 }), 0, 'nothing has expired yet');
+        assert.equal(await store.purgeExpired({ now: later, limit: 2 }), 2, 'at most limit');
+        assert.equal(await store.purgeExpired({ now: later }), 3, 'the rest');
+        assert.equal(await store.purgeExpired({ now: later }), 0, 'nothing left');
+        for (const id of keep)
+          assert.notEqual(await store.get({ id, now: later }), null, 'a live record stays');
+        // Deleted for real: listed at the earlier time, they would still be live. (Not `get`: a
+        // tiered store's cache may keep its copy, which expires at the same instant anyway.)
+        assert.deepEqual(await ids(store, now), keep.sort());
+      });
     });
 
     it('closes twice without error', async () => {
