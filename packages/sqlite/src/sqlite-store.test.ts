@@ -17,6 +17,7 @@ const tempDir = (): string => mkdtempSync(join(tmpdir(), 'oncely-sqlite-'));
   describeStoreContract({
     name: 'sqlite',
     create: ({ namespace }) => sqliteStore({ database: file, namespace, sweepIntervalMs: 0 }),
+    inspectable: true,
     cleanup: () => rm(dir, { recursive: true, force: true }),
   });
 }

@@ -7,7 +7,11 @@ import type {
   ExtendInput,
   GetInput,
   IdempotencyRecord,
+  ListInput,
+  ListResult,
+  PurgeExpiredInput,
   RecordState,
+  RecordSummary,
   ReleaseInput,
   Store,
   StoredResponse,
@@ -38,10 +42,14 @@ export interface SqliteStoreOptions {
 
 /** A `Store` on SQLite, plus `sweep()` to delete expired rows now. */
 export type SqliteStore = Store & {
-  /** Delete every expired row of this namespace now, in batches; resolves with the number deleted. */
+  /** Delete every expired row of this namespace now (by `clock`), in batches; resolves with the number deleted. */
   sweep(): Promise<number>;
   /** Whether the write lock can be taken right now; `writable: false` while another connection holds it. */
   health(): Promise<StoreHealth>;
+  /** One page of this namespace's live records, by id. */
+  list(input: ListInput): Promise<ListResult>;
+  /** Delete this namespace's expired rows (by the given `now`), in batches; resolves with how many. */
+  purgeExpired(input: PurgeExpiredInput): Promise<number>;
 };
 
 /**
@@ -109,6 +117,7 @@ interface Statements {
   complete: StatementSync;
   extend: StatementSync;
   release: StatementSync;
+  list: StatementSync;
   sweepBatch: StatementSync;
 }
 
@@ -203,20 +212,21 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     return opened;
   };
 
-  const sweep = async (): Promise<number> => {
+  // The sweeper's work and `purgeExpired`: delete rows expired by `now`, at most `limit` of them.
+  const purge = async (now: number, limit: number): Promise<number> => {
     const s = current() ?? (await open());
     sweeping++;
     try {
-      const now = clock();
       let deleted = 0;
       for (;;) {
         // Each batch is one DELETE statement, so its own short autocommit transaction: acquires
         // from this and other processes get the write lock between batches. While another process
         // holds the lock, a batch waits like any write: asynchronously.
+        const batch = Math.min(sweepBatchSize, limit - deleted);
         let changes: number;
         try {
           changes = Number(
-            (await retrying(() => s.sweepBatch.run({ namespace, now, limit: sweepBatchSize }))).changes,
+            (await retrying(() => s.sweepBatch.run({ namespace, now, limit: batch }))).changes,
           );
         } catch (error) {
           // close() during a sweep ends it quietly, with what was deleted so far.
@@ -224,7 +234,7 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
           throw error;
         }
         deleted += changes;
-        if (changes < sweepBatchSize) return deleted;
+        if (changes < batch || deleted >= limit) return deleted;
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (closed) return deleted;
       }
@@ -232,6 +242,8 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       sweeping--;
     }
   };
+
+  const sweep = (): Promise<number> => purge(clock(), Number.POSITIVE_INFINITY);
 
   return {
     name: 'sqlite',
@@ -310,6 +322,21 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       // A row past its retention may linger until the sweeper reaches it; it is already gone.
       return row === undefined || row.expires_at <= input.now ? null : toRecord(input.id, row);
     },
+
+    // By id within the namespace (its primary key), so a cursor is the last id of a page and holds
+    // whatever is written meanwhile. One more row than the page is read to know whether there is more.
+    async list(input: ListInput): Promise<ListResult> {
+      const limit = pageLimit(input.limit);
+      const s = current() ?? (await open());
+      const params = { namespace, now: input.now, after: input.cursor ?? '', limit: limit + 1 };
+      // A read, so no write lock in WAL; `retrying` only for a moment's refusal, as in `get`.
+      const rows = (await retrying(() => s.list.all(params))) as unknown as SummaryRow[];
+      const records = rows.slice(0, limit).map(toSummary);
+      return rows.length > limit ? { records, cursor: records[records.length - 1]!.id } : { records };
+    },
+
+    purgeExpired: (input: PurgeExpiredInput) =>
+      purge(input.now, input.limit === undefined ? Number.POSITIVE_INFINITY : pageLimit(input.limit)),
 
     sweep,
 
@@ -430,6 +457,10 @@ function initialize(db: DatabaseSync, table: string): Statements {
     ),
     extend: db.prepare(`UPDATE ${t} SET lease_until = :leaseUntil WHERE ${owner}`),
     release: db.prepare(`DELETE FROM ${t} WHERE ${owner}`),
+    list: db.prepare(
+      `SELECT id, state, lease_until, expires_at, status, length(body) AS body_bytes FROM ${t}
+       WHERE namespace = :namespace AND id > :after AND expires_at > :now ORDER BY id LIMIT :limit`,
+    ),
     // The sweeper deletes only its own namespace: another namespace in the same file may belong to
     // an application whose engine runs on another clock.
     sweepBatch: db.prepare(
@@ -437,6 +468,35 @@ function initialize(db: DatabaseSync, table: string): Statements {
          SELECT namespace, id FROM ${t} WHERE namespace = :namespace AND expires_at <= :now LIMIT :limit)`,
     ),
   };
+}
+
+/** A row as the `list` statement reads it: no fingerprint, token or bytes. */
+interface SummaryRow {
+  id: string;
+  state: RecordState;
+  lease_until: number;
+  expires_at: number;
+  status: number | null;
+  body_bytes: number | null;
+}
+
+function toSummary(row: SummaryRow): RecordSummary {
+  return {
+    id: row.id,
+    state: row.state,
+    leaseUntil: row.lease_until,
+    expiresAt: row.expires_at,
+    status: row.status,
+    // An empty body is a zero-length BLOB (length 0); no kept response is NULL.
+    bodyBytes: row.status === null ? null : (row.body_bytes ?? 0),
+  };
+}
+
+function pageLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`sqliteStore: limit must be a positive integer, got ${String(limit)}`);
+  }
+  return limit;
 }
 
 function fresh(input: AcquireInput): IdempotencyRecord {
