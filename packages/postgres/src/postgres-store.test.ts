@@ -26,6 +26,7 @@ import { countRows, dropTables, testPool, uniqueName } from './test-database.ts'
       const { pool, table } = await setup();
       return postgresStore({ pool, table, namespace, sweepIntervalMs: 0 });
     },
+    inspectable: true,
     cleanup: async () => {
       if (ready === undefined) return;
       const { pool, table } = await ready;

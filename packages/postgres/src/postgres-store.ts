@@ -5,6 +5,11 @@ import type {
   ExtendInput,
   GetInput,
   IdempotencyRecord,
+  ListInput,
+  ListResult,
+  PurgeExpiredInput,
+  RecordState,
+  RecordSummary,
   ReleaseInput,
   Store,
 } from '@oncely/core';
@@ -21,8 +26,12 @@ export type PostgresStore = Store & {
    * processes at once (they take turns on an advisory lock). Needs the CREATE privilege on the schema.
    */
   migrate(): Promise<void>;
-  /** Delete every expired row of this namespace now, in batches; resolves with the number deleted. */
+  /** Delete every expired row of this namespace now (by `clock`), in batches; resolves with the number deleted. */
   sweep(): Promise<number>;
+  /** One page of this namespace's live records, by id. */
+  list(input: ListInput): Promise<ListResult>;
+  /** Delete this namespace's expired rows (by the given `now`), in batches; resolves with how many. */
+  purgeExpired(input: PurgeExpiredInput): Promise<number>;
 };
 
 /** What transactional mode needs from a store it did not build. */
@@ -115,26 +124,29 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 
   const changed = (result: PgQueryResult): boolean => (result.rowCount ?? 0) > 0;
 
-  const sweep = async (): Promise<number> => {
+  // The sweeper's work and `purgeExpired`: delete rows expired by `now`, at most `limit` of them.
+  const purge = async (now: number, limit: number): Promise<number> => {
     check();
     sweeping++;
     try {
-      const now = clock();
       let deleted = 0;
       for (;;) {
         // Each batch is one statement, so one short transaction: acquires that need a row the
         // sweeper holds wait for one batch at most, and other sweepers skip the rows it holds.
-        const result = await query(sql.sweep, [namespace, now, sweepBatchSize]);
+        const batch = Math.min(sweepBatchSize, limit - deleted);
+        const result = await query(sql.sweep, [namespace, now, batch]);
         const count = result.rowCount ?? 0;
         deleted += count;
         // A short batch means nothing unlocked was left (rows other sweepers held, they delete).
         // close() during a sweep ends it quietly, with what was deleted so far.
-        if (count < sweepBatchSize || closed) return deleted;
+        if (count < batch || deleted >= limit || closed) return deleted;
       }
     } finally {
       sweeping--;
     }
   };
+
+  const sweep = (): Promise<number> => purge(clock(), Number.POSITIVE_INFINITY);
 
   const store: PostgresStore = {
     name: 'postgres',
@@ -185,6 +197,18 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       await pool.query(migrationStatement(table));
     },
 
+    // By id within the namespace (the primary key), so a cursor is the last id of a page and holds
+    // whatever is written meanwhile. One more row than the page is read to know whether there is more.
+    async list(input: ListInput): Promise<ListResult> {
+      const limit = pageLimit(input.limit);
+      const result = await query(sql.list, [namespace, input.cursor ?? '', input.now, limit + 1]);
+      const records = result.rows.slice(0, limit).map(toSummary);
+      return result.rows.length > limit ? { records, cursor: records[records.length - 1]!.id } : { records };
+    },
+
+    purgeExpired: (input: PurgeExpiredInput) =>
+      purge(input.now, input.limit === undefined ? Number.POSITIVE_INFINITY : pageLimit(input.limit)),
+
     sweep,
 
     async close(): Promise<void> {
@@ -197,6 +221,27 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   };
   internals.set(store, { config, statements: sql, check, explain });
   return store;
+}
+
+/** A row of the `list` statement; bigint columns may arrive as strings (see record-row.ts). */
+function toSummary(row: Record<string, unknown>): RecordSummary {
+  const status = row.status === null ? null : Number(row.status);
+  return {
+    id: String(row.id),
+    state: row.state as RecordState,
+    leaseUntil: Number(row.lease_until),
+    expiresAt: Number(row.expires_at),
+    status,
+    // An empty body is a zero-length bytea (length 0); no kept response is NULL.
+    bodyBytes: status === null ? null : Number(row.body_bytes ?? 0),
+  };
+}
+
+function pageLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`postgresStore: limit must be a positive integer, got ${String(limit)}`);
+  }
+  return limit;
 }
 
 function sleep(ms: number): Promise<void> {

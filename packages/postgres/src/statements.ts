@@ -19,6 +19,8 @@ export interface Statements {
   release: string;
   /** $1 namespace, $2 now, $3 batch size. */
   sweep: string;
+  /** $1 namespace, $2 the last id of the previous page ('' for the first), $3 now, $4 rows. */
+  list: string;
 }
 
 /** What every read returns; `headers` as text, so the driver's JSON parsing (if any) is bypassed. */
@@ -107,5 +109,11 @@ WHERE ${OWNER}`,
 )
 DELETE FROM ${t} AS r USING doomed
 WHERE r.namespace = $1 AND r.id = doomed.id AND r.expires_at <= $2`,
+
+    // One page of live records by id: a range scan of the primary key from the last id of the previous
+    // page, so a page costs the same however deep the walk. A plain read under MVCC: it locks nothing
+    // and waits for no writer. The body's length, never its bytes.
+    list: `SELECT id, state, lease_until, expires_at, status, octet_length(body) AS body_bytes FROM ${t}
+WHERE namespace = $1 AND id > $2 AND expires_at > $3 ORDER BY id LIMIT $4`,
   };
 }
