@@ -141,3 +141,27 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`,
 );
+
+/**
+ * No ARGV. The summary `list` shows: state, leaseUntil, expiresAt, status (nil when no response is
+ * kept) and the body's length (HSTRLEN, so the bytes never cross the wire), read in one step so they
+ * belong to one version of the record; nil when the key is gone (deleted or expired since SCAN).
+ */
+export const SUMMARY = script(
+  'summary',
+  `local r = redis.call('HMGET', KEYS[1], 'state', 'leaseUntil', 'expiresAt', 'status')
+if not r[1] then return false end
+return {r[1], r[2], r[3], r[4], redis.call('HSTRLEN', KEYS[1], 'body')}`,
+);
+
+/**
+ * ARGV: now. Deletes the record if its retention ended by the engine's `now`; returns 1, or 0 when
+ * it is live or gone. The check runs here, not after SCAN: between the two, a request may have
+ * replaced the expired record with a fresh one under the same key, which must stay.
+ */
+export const PURGE_EXPIRED = script(
+  'purge-expired',
+  `local e = redis.call('HGET', KEYS[1], 'expiresAt')
+if e and tonumber(e) <= tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0`,
+);

@@ -131,6 +131,7 @@ for (const [name, connect] of [
     describeStoreContract({
       name: `redis cluster (${name})`,
       create: ({ namespace }) => redisStore({ client: connected().client, prefix: `${namespace}:` }),
+      inspectable: true,
       cleanup: () => connection?.close(),
     });
   });

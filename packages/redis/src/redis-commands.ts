@@ -8,7 +8,10 @@
 export interface RedisCommand {
   /** The command name and its arguments, e.g. `['EVALSHA', sha, '1', key, token]`. Binary arguments are bytes. */
   args: ReadonlyArray<string | Uint8Array>;
-  /** The key the command reads or writes: a cluster client sends the command to the node serving its slot. */
+  /**
+   * The key the command reads or writes: a cluster client sends the command to the node serving its
+   * slot. Empty for a command that names no key (SCAN), which goes to whichever node the client picks.
+   */
   key: string;
 }
 
@@ -24,11 +27,27 @@ export interface RedisCommand {
  */
 export interface RedisCommands {
   send(command: RedisCommand): Promise<unknown>;
+  /**
+   * Optional, for a cluster: each master as a `RedisCommands` of its own that sends to that node only,
+   * named by its address. SCAN walks one node's keys, so `list` and `purgeExpired` walk every master
+   * through these; without `masters` the client is taken for one server. `fromIoredis` and
+   * `fromNodeRedis` provide it for an ioredis `Cluster` and a node-redis `createCluster()`.
+   */
+  masters?(): Promise<RedisNode[]>;
+}
+
+/** One master of a cluster, for `RedisCommands.masters`. */
+export interface RedisNode {
+  /** `host:port`, stable across topology refreshes: a listing cursor names the node by it. */
+  address: string;
+  commands: RedisCommands;
 }
 
 /** What `fromIoredis` needs of an ioredis `Redis` or `Cluster`: `callBuffer`, which keeps bulk replies as Buffers. */
 export interface IoredisClient {
   callBuffer(command: string, ...args: Array<string | Buffer | number>): Promise<unknown>;
+  /** A `Cluster`'s nodes (absent on a `Redis`): `list` and `purgeExpired` SCAN every master. */
+  nodes?(role: 'master'): Array<IoredisClient & { options: { host?: string; port?: number } }>;
 }
 
 /** node-redis command options: the store sets only `typeMapping`. */
@@ -50,6 +69,9 @@ export interface NodeRedisCluster {
     options?: NodeRedisCommandOptions,
   ): Promise<unknown>;
   getSlotMaster(slot: number): unknown;
+  /** The masters and a client of each (node-redis v5 and later): `list` and `purgeExpired` SCAN every one. */
+  readonly masters?: ReadonlyArray<{ address: string }>;
+  nodeClient?(node: { address: string }): Promise<NodeRedisClient>;
 }
 
 /** Every client `redisStore({ client })` accepts. */
@@ -62,12 +84,21 @@ export type RedisClient = RedisCommands | IoredisClient | NodeRedisClient | Node
  * const store = redisStore({ client: fromIoredis(new Redis(url)) });
  */
 export function fromIoredis(client: IoredisClient): RedisCommands {
-  return {
+  const commands: RedisCommands = {
     send({ args }) {
       const [name, ...rest] = args.map(toArgument);
       return client.callBuffer(String(name), ...rest);
     },
   };
+  const { nodes } = client;
+  if (typeof nodes === 'function') {
+    commands.masters = async () =>
+      nodes.call(client, 'master').map((node) => ({
+        address: `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}`,
+        commands: fromIoredis(node),
+      }));
+  }
+  return commands;
 }
 
 // node-redis decodes bulk strings (RESP type '$', its RESP_TYPES.BLOB_STRING) to JS strings unless told
@@ -87,7 +118,20 @@ const BUFFER_REPLIES: NodeRedisCommandOptions = Object.freeze({
  */
 export function fromNodeRedis(client: NodeRedisClient | NodeRedisCluster): RedisCommands {
   if (isNodeRedisCluster(client)) {
-    return { send: ({ args, key }) => client.sendCommand(key, false, args.map(toArgument), BUFFER_REPLIES) };
+    const commands: RedisCommands = {
+      send: ({ args, key }) => client.sendCommand(key, false, args.map(toArgument), BUFFER_REPLIES),
+    };
+    const { nodeClient } = client;
+    if (client.masters !== undefined && typeof nodeClient === 'function') {
+      commands.masters = () =>
+        Promise.all(
+          (client.masters ?? []).map(async (node) => ({
+            address: node.address,
+            commands: fromNodeRedis(await nodeClient.call(client, node)),
+          })),
+        );
+    }
+    return commands;
   }
   return { send: ({ args }) => client.sendCommand(args.map(toArgument), BUFFER_REPLIES) };
 }

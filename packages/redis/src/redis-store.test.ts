@@ -49,6 +49,7 @@ function contract(
         prefixes.push(`${namespace}:`);
         return make(connection.client, `${namespace}:`);
       },
+      inspectable: true,
       cleanup: async () => {
         if (admin) for (const prefix of prefixes) await deleteKeys(admin, prefix);
         admin?.disconnect();
@@ -366,6 +367,52 @@ describe('redisStore', () => {
       limited.disconnect();
       await admin.call('ACL', 'DELUSER', user);
     }
+  });
+
+  describe('list and purgeExpired', () => {
+    const fresh = () =>
+      redisStore({ client: admin, prefix: `${prefix}list-${randomBytes(4).toString('hex')}:` });
+
+    it('walks many SCAN steps with a small page: each record once, keys of other prefixes never', async () => {
+      const s = fresh();
+      const other = fresh();
+      const now = Date.now();
+      const ids = Array.from({ length: 600 }, newId);
+      await Promise.all(ids.map((id) => s.acquire(acquireInput(id, now))));
+      // Keys of another store, some under a prefix that starts with this one's.
+      await Promise.all(Array.from({ length: 300 }, () => other.acquire(acquireInput(newId(), now))));
+      const nested = redisStore({ client: admin, prefix: `${prefix}list-nested:` });
+      await nested.acquire(acquireInput(newId(), now));
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await s.list({ now, limit: 50, ...(cursor === undefined ? {} : { cursor }) });
+        assert.ok(page.records.length <= 50);
+        listed.push(...page.records.map((r) => r.id));
+        cursor = page.cursor;
+        pages++;
+      } while (cursor !== undefined);
+      assert.equal(new Set(listed).size, listed.length, 'no record twice');
+      assert.deepEqual(listed.sort(), ids.sort());
+      assert.ok(pages >= 12, `${pages} pages`);
+    });
+
+    it('purges nothing once Redis itself expired the records (PEXPIRE): it resolves with 0', async () => {
+      const s = fresh();
+      const now = Date.now();
+      await s.acquire(acquireInput(newId(), now, { leaseUntil: now + 10, expiresAt: now + 20 }));
+      await sleep(60);
+      assert.deepEqual((await s.list({ now, limit: 10 })).records, [], 'the key is gone from Redis');
+      assert.equal(await s.purgeExpired({ now: Date.now() }), 0);
+    });
+
+    it('refuses a cursor it did not make and a limit that is not a positive integer', async () => {
+      const s = fresh();
+      await assert.rejects(s.list({ now: Date.now(), limit: 10, cursor: 'not-a-cursor' }), RangeError);
+      await assert.rejects(s.list({ now: Date.now(), limit: 0 }), RangeError);
+      await assert.rejects(s.purgeExpired({ now: Date.now(), limit: 1.5 }), RangeError);
+    });
   });
 
   describe('failures', () => {

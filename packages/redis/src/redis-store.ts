@@ -5,14 +5,28 @@ import type {
   ExtendInput,
   GetInput,
   IdempotencyRecord,
+  ListInput,
+  ListResult,
+  PurgeExpiredInput,
   RecordCache,
+  RecordSummary,
   ReleaseInput,
   Store,
   StoredResponse,
 } from '@oncely/core';
 import { OncelyError } from '@oncely/core';
-import { ACQUIRE, COMPLETE, EXTEND, FIELDS, type LuaScript, PUT, RELEASE } from './lua-scripts.ts';
-import { type RedisClient, type RedisCommands, toRedisCommands } from './redis-commands.ts';
+import {
+  ACQUIRE,
+  COMPLETE,
+  EXTEND,
+  FIELDS,
+  type LuaScript,
+  PURGE_EXPIRED,
+  PUT,
+  RELEASE,
+  SUMMARY,
+} from './lua-scripts.ts';
+import { type RedisClient, type RedisCommands, type RedisNode, toRedisCommands } from './redis-commands.ts';
 
 export interface RedisStoreOptions {
   /**
@@ -29,8 +43,14 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
-/** A Redis store is both a `Store` and the `RecordCache` of a `tieredStore`. */
-export type RedisStore = Store & RecordCache;
+/** A Redis store is both a `Store` (one that can be listed) and the `RecordCache` of a `tieredStore`. */
+export type RedisStore = Store &
+  RecordCache & {
+    /** One page of this prefix's live records, SCAN by SCAN (every master of a cluster). */
+    list(input: ListInput): Promise<ListResult>;
+    /** Delete this prefix's records the engine's `now` calls expired; usually 0 (Redis expires them). */
+    purgeExpired(input: PurgeExpiredInput): Promise<number>;
+  };
 
 /**
  * Every default of `redisStore()`, in one place.
@@ -42,6 +62,9 @@ export const REDIS_DEFAULTS = Object.freeze({
 });
 
 const OPTION_NAMES: ReadonlySet<string> = new Set<keyof RedisStoreOptions>(['client', 'prefix']);
+// Keys SCAN looks at per step (its COUNT hint): enough that a listing of a big keyspace takes few
+// round trips, few enough that one step never keeps the server busy for long.
+const SCAN_COUNT = '250';
 
 /**
  * The Redis, Valkey and Redis Cluster store: every step is one Lua script (EVALSHA, falling back to
@@ -58,6 +81,47 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   // `{id}` is a hash tag: Redis Cluster places the key by the id alone, whatever the prefix, so a
   // record (and any key added for it later) lives in one slot, and records spread over every node.
   const keyOf = (id: string): string => `${prefix}{${id}}`;
+
+  // Only this store's records: `<prefix>{<id>}`. A prefix is a literal, so its glob characters are
+  // escaped; it has no `{`, so another store's prefix that merely starts with this one never matches.
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}`;
+
+  // SCAN walks the keys of one node. On a cluster that is one master each, in address order, so a
+  // cursor can name the master it stopped at (the ones before it are done); else the one server.
+  const scanned = async (): Promise<RedisNode[]> => {
+    const masters = await commands.masters?.();
+    if (masters === undefined) return [{ address: '', commands }];
+    return [...masters].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  };
+
+  /** One SCAN step on one node: the next SCAN cursor, and the ids of the records it found. */
+  const scan = async (node: RedisCommands, cursor: string): Promise<[string, string[]]> => {
+    if (closed) throw new Error(`redisStore is closed (prefix "${prefix}")`);
+    const reply = await node.send({
+      args: ['SCAN', cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT],
+      key: '',
+    });
+    if (!Array.isArray(reply) || !Array.isArray(reply[1])) throw unexpected('scan', reply);
+    const ids = new Set((reply[1] as unknown[]).map((key) => text(key).slice(prefix.length + 1, -1)));
+    return [text(reply[0]), [...ids]];
+  };
+
+  const summarize = async (id: string): Promise<RecordSummary | null> => {
+    const reply = await evaluate(SUMMARY, id, []);
+    if (reply === null || reply === undefined) return null;
+    if (!Array.isArray(reply)) throw unexpected('list', reply);
+    const state = text(reply[0]);
+    if (state !== 'in_progress' && state !== 'completed') throw unexpected('list', reply);
+    const status = reply[3] === null || reply[3] === undefined ? null : Number(text(reply[3]));
+    return {
+      id,
+      state,
+      leaseUntil: Number(text(reply[1])),
+      expiresAt: Number(text(reply[2])),
+      status,
+      bodyBytes: status === null ? null : (integer(reply[4]) ?? 0),
+    };
+  };
 
   const evaluate = async (
     script: LuaScript,
@@ -157,6 +221,71 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
       if (code !== 0 && code !== 1) throw unexpected('put', reply);
     },
 
+    // SCAN's cursor cannot stop inside one of its steps, and a step returns any number of keys. So a
+    // page that fills up mid-step keeps the step's unlisted ids in its cursor, with the master and the
+    // SCAN cursor after the step, and the next page reads those ids afresh before it goes on. Never
+    // running a step twice keeps SCAN's own promise: every key that exists through the whole walk,
+    // once; twice only if the keyspace shrinks meanwhile. A failover while paging may skip or repeat
+    // the records of the failed master.
+    async list(input: ListInput): Promise<ListResult> {
+      const limit = pageLimit(input.limit);
+      const from = input.cursor === undefined ? undefined : fromCursor(input.cursor);
+      const records: RecordSummary[] = [];
+      // Lists the live records of `ids` until the page is full; resolves with the ids left then.
+      const take = async (ids: readonly string[]): Promise<string[] | undefined> => {
+        const found = await Promise.all(ids.map(summarize));
+        for (const [i, summary] of found.entries()) {
+          if (summary === null || summary.expiresAt <= input.now) continue;
+          if (records.length === limit) return ids.slice(i);
+          records.push(summary);
+        }
+        return undefined;
+      };
+      for (const node of await scanned()) {
+        // Masters before the cursor's are done (and one gone since, failed over, with them).
+        if (from !== undefined && node.address < from.node) continue;
+        let cursor = '0';
+        if (from !== undefined && node.address === from.node) {
+          const left = await take(from.pending);
+          if (left) return { records, cursor: toCursor({ ...from, pending: left }) };
+          if (from.scan === '0') continue;
+          cursor = from.scan;
+        }
+        do {
+          const [next, ids] = await scan(node.commands, cursor);
+          const left = await take(ids);
+          if (left) return { records, cursor: toCursor({ node: node.address, scan: next, pending: left }) };
+          cursor = next;
+        } while (cursor !== '0');
+      }
+      return { records };
+    },
+
+    // Redis drops each record itself at its retention end (PEXPIRE), so a purge usually finds
+    // nothing and resolves with 0. It deletes what the engine's clock calls expired while Redis still
+    // holds it: records whose TTL and the engine's clock disagree.
+    async purgeExpired(input: PurgeExpiredInput): Promise<number> {
+      const limit = input.limit === undefined ? Number.POSITIVE_INFINITY : pageLimit(input.limit);
+      const now = String(input.now);
+      let deleted = 0;
+      for (const node of await scanned()) {
+        let cursor = '0';
+        do {
+          const [next, ids] = await scan(node.commands, cursor);
+          // Sent together (the client pipelines them), never more than the deletions still allowed.
+          for (let i = 0; i < ids.length && deleted < limit; ) {
+            const batch = ids.slice(i, i + Math.min(limit - deleted, ids.length));
+            i += batch.length;
+            const replies = await Promise.all(batch.map((id) => evaluate(PURGE_EXPIRED, id, [now])));
+            for (const reply of replies) if (flag('purgeExpired', reply)) deleted++;
+          }
+          if (deleted >= limit) return deleted;
+          cursor = next;
+        } while (cursor !== '0');
+      }
+      return deleted;
+    },
+
     async close(): Promise<void> {
       // The client was given, not created: closing it is its owner's business.
       closed = true;
@@ -174,6 +303,43 @@ function ttl(expiresAt: number, now: number): string {
     throw new TypeError(`redisStore: expiresAt and now must be finite epoch ms, got ${expiresAt} and ${now}`);
   }
   return String(ms);
+}
+
+function pageLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`redisStore: limit must be a positive integer, got ${String(limit)}`);
+  }
+  return limit;
+}
+
+/**
+ * Where a listing goes on: the master's address, the SCAN cursor after the last step (`'0'`: that
+ * master's walk is over), and the ids of that step not listed yet.
+ */
+interface ListPosition {
+  node: string;
+  scan: string;
+  pending: string[];
+}
+
+function toCursor(position: ListPosition): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url');
+}
+
+function fromCursor(cursor: string): ListPosition {
+  let position: Partial<ListPosition> | undefined;
+  try {
+    position = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Partial<ListPosition>;
+  } catch {}
+  if (
+    typeof position?.node !== 'string' ||
+    typeof position.scan !== 'string' ||
+    !Array.isArray(position.pending) ||
+    !position.pending.every((id) => typeof id === 'string')
+  ) {
+    throw new RangeError(`redisStore: "${cursor}" is not a cursor returned by list`);
+  }
+  return { node: position.node, scan: position.scan, pending: position.pending };
 }
 
 function responseArgs(response: StoredResponse | null): Array<string | Uint8Array> {
