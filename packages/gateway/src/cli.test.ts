@@ -4,10 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { recordId } from '@oncely/core';
+import { memoryStore, recordId, type Store } from '@oncely/core';
 import { sqliteStore } from '@oncely/sqlite';
 import { envName, PROXY_SETTINGS } from './config.ts';
+import { listKeys, purgeExpiredKeys } from './keys.ts';
 import { scopeOf } from './scope.ts';
+import type { OpenedStore } from './store-from-url.ts';
 import { post } from './test-client.ts';
 import { runCli, startGateway, startGatewayProcess } from './test-gateway.ts';
 
@@ -254,6 +256,47 @@ describe('oncely keys', () => {
     const invalid = await runCli(['keys', 'show', 'bad\tkey', '--store', `sqlite:${join(dir, 'keys.db')}`]);
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /is not a valid Idempotency-Key/);
+  });
+
+  it('lists and purges through the store, and says so when a store cannot', async () => {
+    const inner = memoryStore({ sweepIntervalMs: 0 });
+    const now = Date.now();
+    for (let i = 0; i < 5; i++) {
+      const id = recordId('cli', `key-${i}`);
+      await inner.acquire({
+        id,
+        fingerprint: 'f',
+        token: 't',
+        now,
+        leaseUntil: now + 1000,
+        expiresAt: now + 60_000,
+      });
+    }
+    // As a store of its own package would be: same methods, opened from a URL (not the memory kind).
+    const opened = (store: Store): OpenedStore => ({
+      store,
+      spec: { kind: 'sqlite', path: 'unused.db' },
+      client: store,
+      close: () => store.close(),
+    });
+    // Pages of two: the listing goes on until --limit.
+    const paged: Store = {
+      ...inner,
+      list: (input) => inner.list({ ...input, limit: Math.min(2, input.limit) }),
+    };
+    const listed = await listKeys(opened(paged), { now, limit: 4, json: true });
+    assert.equal(listed.trim().split('\n').length, 4);
+    assert.equal(await purgeExpiredKeys(opened(inner), { now: now + 60_000 }), 'deleted 5 expired records\n');
+    const { list: _list, purgeExpired: _purge, ...bare } = inner;
+    await assert.rejects(listKeys(opened(bare), { now, limit: 10, json: false }), {
+      name: 'NotSupportedError',
+      message: 'this store (memory) cannot be listed',
+    });
+    await assert.rejects(
+      purgeExpiredKeys(opened(bare), { now }),
+      /this store \(memory\) cannot purge expired records/,
+    );
+    await inner.close();
   });
 });
 

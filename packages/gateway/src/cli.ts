@@ -10,8 +10,7 @@ import { loadProxyConfig, loadStoreConfig, type ProxyConfig, UsageError } from '
 import { startDemo } from './demo.ts';
 import { createGateway, type GatewayLogEntry } from './gateway.ts';
 import { demoHelp, keysHelp, mainHelp, proxyHelp } from './help.ts';
-import { listKeys, purgeExpiredKeys, showKey } from './keys.ts';
-import { NotSupportedError } from './record-browser.ts';
+import { listKeys, NotSupportedError, purgeExpiredKeys, showKey } from './keys.ts';
 import { type OpenedStore, openStore } from './store-from-url.ts';
 import { describeStore } from './store-spec.ts';
 import { formatDuration, formatSize } from './units.ts';

@@ -1,20 +1,53 @@
 /**
- * `oncely keys`: look into a store. `show` finds one record by its key (through the store contract,
- * so it works on every store); `list` and `purge --expired` read the store's own layout
- * (record-browser.ts). Each returns the text to print; the CLI prints it.
+ * `oncely keys`: look into a store. Everything goes through the store: `show` finds one record by its
+ * key (`get`, so it works on every store), `list` and `purge --expired` use the optional `list` and
+ * `purgeExpired` of the store contract, which each store implements for its own layout. Each
+ * returns the text to print; the CLI prints it.
  */
 
-import { type IdempotencyRecord, parseIdempotencyKey } from '@oncely/core';
-import { type RecordSummary, recordBrowser } from './record-browser.ts';
+import { type IdempotencyRecord, parseIdempotencyKey, type RecordSummary, type Store } from '@oncely/core';
 import { gatewayRecordId } from './scope.ts';
 import type { OpenedStore } from './store-from-url.ts';
 
-/** `keys list`: a table of live records, or JSON lines with `json`. */
+/** The store cannot do what was asked: the message says why. */
+export class NotSupportedError extends Error {
+  override readonly name = 'NotSupportedError';
+}
+
+/**
+ * The store to list or purge. A memory store opened here is not the gateway's: it lives inside one
+ * gateway process and is empty in any other, so listing it would say "no records" and mean nothing.
+ */
+function inspected(opened: OpenedStore): Store {
+  if (opened.spec.kind === 'memory') {
+    throw new NotSupportedError(
+      'the memory store lives inside one gateway process: another process (this one) cannot see its records',
+    );
+  }
+  return opened.store;
+}
+
+/** `keys list`: a table of live records, or JSON lines with `json`, in the store's own order. */
 export async function listKeys(
   opened: OpenedStore,
   options: { now: number; limit: number; json: boolean },
 ): Promise<string> {
-  const records = await recordBrowser(opened).list(options);
+  const store = inspected(opened);
+  if (typeof store.list !== 'function') {
+    throw new NotSupportedError(`this store (${store.name}) cannot be listed`);
+  }
+  // Pages until `limit` records: a store may hand back fewer per page than it was asked for.
+  const records: RecordSummary[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.list({
+      now: options.now,
+      limit: options.limit - records.length,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    records.push(...page.records);
+    cursor = page.cursor;
+  } while (cursor !== undefined && records.length < options.limit);
   if (options.json) return records.map((r) => `${JSON.stringify(jsonSummary(r))}\n`).join('');
   if (records.length === 0) return 'no live records\n';
   const rows = records.map((r) => [
@@ -30,7 +63,11 @@ export async function listKeys(
 
 /** `keys purge --expired`: delete records whose retention ended. */
 export async function purgeExpiredKeys(opened: OpenedStore, options: { now: number }): Promise<string> {
-  const deleted = await recordBrowser(opened).purgeExpired(options.now);
+  const store = inspected(opened);
+  if (typeof store.purgeExpired !== 'function') {
+    throw new NotSupportedError(`this store (${store.name}) cannot purge expired records`);
+  }
+  const deleted = await store.purgeExpired({ now: options.now });
   return `deleted ${deleted} expired record${deleted === 1 ? '' : 's'}\n`;
 }
 
