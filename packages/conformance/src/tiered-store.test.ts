@@ -5,6 +5,7 @@ import { describeStoreContract } from './index.ts';
 // the same suite in @oncely/redis's tests.
 describeStoreContract({
   name: 'tiered (memory + memory)',
+  inspectable: true,
   create: () =>
     tieredStore({ cache: memoryStore({ sweepIntervalMs: 0 }), durable: memoryStore({ sweepIntervalMs: 0 }) }),
 });

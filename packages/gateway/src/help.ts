@@ -86,7 +86,7 @@ Inspects the store a gateway uses. The store is found like the proxy finds it:
 --store, else ONCELY_STORE, else "store" in --config (or ONCELY_CONFIG), else ${STORE_SETTING.default}.
 
 Subcommands:
-  list                          Live records, the latest to expire first (id, state, status, size).
+  list                          Live records in the store's order (id, state, status, size).
   show <key>                    The record of one Idempotency-Key: state, times, response head.
   purge --expired               Delete records whose retention has ended.
 
@@ -101,8 +101,8 @@ ${settingLine(STORE_SETTING).join('\n')}
   --expired                     purge: required; only expired records are ever purged.
   -h, --help                    Show this help.
 
-list and purge read the store's own layout: supported for sqlite, redis and postgres, not for
-memory (its records live inside one gateway process). show works on every store.
+list and purge go through the store's own list and purgeExpired: sqlite, redis and postgres have
+them; memory is refused (its records live inside one gateway process). show works on every store.
 Exit codes: 0 done, 1 failed or record not found, 2 invalid usage.
 
 Docs: ${DOCS}

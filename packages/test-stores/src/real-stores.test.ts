@@ -6,6 +6,7 @@ import { testStores } from './index.ts';
 const tiered = testStores().find((kind) => kind.name === 'tiered')!;
 describeStoreContract({
   name: 'tiered (redis + postgres)',
+  inspectable: true,
   create: () => tiered.store(),
   cleanup: tiered.cleanup,
 });
