@@ -6,8 +6,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
-import { type NatsConnection, connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
+import { AckPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import {
+  type NatsConnection,
+  nanos,
+  connect as natsConnect,
+  headers as natsHeaders,
+} from '@nats-io/transport-node';
 import amqp from 'amqplib';
 import pg from 'pg';
 
@@ -142,4 +147,36 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A stream of its own with one durable pull consumer (explicit acks), deleted by `remove()`. */
+export async function testStream(
+  jsm: JetStreamManager,
+  options: { ackWaitMs?: number; duplicateWindowMs?: number; maxDeliver?: number } = {},
+) {
+  const stream = uniqueName('ONCELY');
+  const subject = `${stream}.events`;
+  const durable = uniqueName('durable');
+  await jsm.streams.add({
+    name: stream,
+    subjects: [`${stream}.>`],
+    ...(options.duplicateWindowMs === undefined
+      ? {}
+      : { duplicate_window: nanos(options.duplicateWindowMs) }),
+  });
+  await jsm.consumers.add(stream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(options.ackWaitMs ?? 1000),
+    max_deliver: options.maxDeliver ?? -1,
+  });
+  return {
+    stream,
+    subject,
+    durable,
+    info: () => jsm.consumers.info(stream, durable),
+    remove: async () => {
+      await jsm.streams.delete(stream).catch(() => {});
+    },
+  };
 }
