@@ -190,7 +190,7 @@ describe('consumeJetStream', { timeout: 30_000 }, () => {
     );
     const dead = events.find((e) => e.type === 'dead_lettered');
     assert.equal(dead?.reason, 'failed');
-    assert.match(String((dead?.error as Error).message), /run 3 failed/);
+    assert.match(String((dead?.error as Error | undefined)?.message), /run 3 failed/);
   });
 
   it('a message without Nats-Msg-Id is refused: terminated, an error event, the handler never sees it', async () => {
