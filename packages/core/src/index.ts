@@ -33,6 +33,17 @@ export {
   storableResponse,
 } from './http.ts';
 export {
+  bodyAllowed,
+  groupHeaders,
+  type HeaderPairs,
+  headerObject,
+  headerPairs,
+  type RequestTarget,
+  splitTarget,
+  webHeaderPairs,
+  webResponse,
+} from './http-rules.ts';
+export {
   isValidKey,
   type KeyParseResult,
   MAX_KEY_LENGTH,
