@@ -4,14 +4,15 @@
  */
 
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { HttpDecision, HttpResponse } from '@oncely/core';
+import { bodyAllowed, groupHeaders, type HeaderPairs, type HttpDecision, headerPairs } from '@oncely/core';
+import { onClientGone, type ResponseHead, responseRecorder } from '@oncely/core/node';
 import type { Request, Response } from 'express';
 
 type ExecuteDecision = Extract<HttpDecision, { kind: 'execute' }>;
 
 interface CaptureOptions {
   decision: ExecuteDecision;
-  /** The engine's `maxResponseBytes`: past it no more bytes are buffered, only counted. */
+  /** The engine's `maxResponseBytes`: past it no more bytes are buffered, only counted (core's recorder). */
   maxResponseBytes: number;
 }
 
@@ -43,9 +44,8 @@ type Callback = (error?: Error | null) => void;
  */
 export function captureResponse(req: Request, res: Response, options: CaptureOptions): void {
   const { decision, maxResponseBytes } = options;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let head: { status: number; headers: Array<[string, string]> } | undefined;
+  const recorder = responseRecorder(decision, { maxResponseBytes, method: req.method });
+  let head: ResponseHead | undefined;
   let ended: Promise<void> | undefined;
   let settled = false;
   const failed = errorsFrom(req);
@@ -64,20 +64,10 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
       typeof chunk === 'string'
         ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
         : Buffer.from(chunk as Uint8Array); // a copy: the caller may reuse its buffer after the write
-    size += bytes.byteLength;
-    if (size <= maxResponseBytes) chunks.push(bytes);
+    recorder.add(bytes);
   };
   const snapshot = (status: number): void => {
-    head ??= { status, headers: headerPairs(res) };
-  };
-  /** Commit what the handler sent; a body past the limit was never buffered whole. */
-  const commitCaptured = (): Promise<unknown> => {
-    const { status, headers } = head!;
-    // Node sends no body for these, whatever the handler wrote; nor does anyone for HEAD.
-    const bodyless = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    if (bodyless) return decision.commit({ status, headers, body: new Uint8Array(0) });
-    if (size > maxResponseBytes) return decision.commitTooLarge({ status, headers });
-    return decision.commit({ status, headers, body: concat(chunks, size) });
+    head ??= { status, headers: headerPairs(res.getHeaders()) };
   };
 
   const fail = (error: unknown): void => {
@@ -121,15 +111,20 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
   } as Response['write'];
 
   res.end = function (this: Response, chunk?: unknown, encoding?: unknown, cb?: unknown) {
-    const args = [chunk, encoding, cb] as Parameters<Response['end']>;
+    let args = [chunk, encoding, cb] as Parameters<Response['end']>;
     if (ended) {
       void ended.then(() => end.apply(this, args)).catch(fail);
       return this;
     }
     record(chunk, encoding);
     snapshot(this.statusCode);
+    // Node drops the body of a HEAD, 1xx, 204 or 304 response by itself but sends a 205's: dropped
+    // here too, the first response agrees with what is stored and replayed (`bodyAllowed`).
+    if (!bodyAllowed(req.method, head!.status)) args = callbackOf(args);
     // A response that error handling sent is not the handler's outcome: free the key, as for a throw.
-    const outcome = failed() ? () => decision.abort(new Error('the handler failed')) : commitCaptured;
+    const outcome = failed()
+      ? () => decision.abort(new Error('the handler failed'))
+      : () => recorder.commit(head!);
     ended = settle(outcome).then(() => {
       end.apply(this, args);
     });
@@ -138,50 +133,25 @@ export function captureResponse(req: Request, res: Response, options: CaptureOpt
     return this;
   } as Response['end'];
 
-  const onClose = (): void => {
-    if (ended || settled) return;
-    const abort = (): void => {
-      void settle(() => decision.abort(new Error('the response was not completed')));
-    };
-    // A handler that failed after sending the head, whose connection Express then closed.
-    if (failed()) {
-      abort();
-      return;
-    }
-    // The client went away before the handler finished: core's one policy decides (the handler keeps
-    // its lease and its response, when it comes, is committed for the client's retry).
-    decision.clientGone();
-  };
-  // The client may have left while the store was deciding: then `close` has already been emitted.
-  if (res.destroyed) onClose();
-  else res.once('close', onClose);
+  onClientGone(res, {
+    clientGone() {
+      if (ended || settled) return;
+      // A handler that failed after sending the head, whose connection Express then closed.
+      if (failed()) {
+        void settle(() => decision.abort(new Error('the response was not completed')));
+        return;
+      }
+      // The client went away before the handler finished: core's one policy decides (the handler
+      // keeps its lease and its response, when it comes, is committed for the client's retry).
+      decision.clientGone();
+    },
+  });
 }
 
-/**
- * Send a replay or a problem as it is: status, every header line (repeated names kept apart), bytes.
- * Node's own setters, not `res.set`, which would add a charset to the stored Content-Type.
- */
-export function sendResponse(res: Response, response: HttpResponse): void {
-  res.statusCode = response.status;
-  const fields = new Map<string, string[]>();
-  for (const [name, value] of response.headers) {
-    const values = fields.get(name);
-    if (values) values.push(value);
-    else fields.set(name, [value]);
-  }
-  for (const [name, values] of fields) res.setHeader(name, values.length === 1 ? values[0]! : values);
-  res.end(Buffer.from(response.body));
-}
-
-/** The response's headers as pairs, lower-case names, one pair per value (`set-cookie` arrays too). */
-function headerPairs(res: ServerResponse): Array<[string, string]> {
-  const pairs: Array<[string, string]> = [];
-  for (const name of res.getHeaderNames()) {
-    const value = res.getHeader(name);
-    if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value]) pairs.push([name, String(one)]);
-  }
-  return pairs;
+/** `end`'s arguments without the body: only its callback, if it was given one. */
+function callbackOf(args: Parameters<Response['end']>): Parameters<Response['end']> {
+  const callback = (args as unknown[]).find((arg) => typeof arg === 'function');
+  return (callback === undefined ? [] : [callback]) as unknown as Parameters<Response['end']>;
 }
 
 /** writeHead's header argument as [name, value] fields: an object, or a flat [name, value, ...] list. */
@@ -193,24 +163,10 @@ function fieldsOf(fields: OutgoingHttpHeaders | OutgoingHttpHeader[]): Array<[st
   }
   // Node also takes the older list of [name, value] pairs.
   const flat = Array.isArray(fields[0]) ? (fields as unknown as OutgoingHttpHeader[][]).flat() : fields;
-  const grouped = new Map<string, string[]>();
+  const pairs: HeaderPairs = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = String(flat[i]).toLowerCase();
     const value = flat[i + 1]!;
-    const values = grouped.get(name) ?? [];
-    values.push(...(Array.isArray(value) ? value : [String(value)]));
-    grouped.set(name, values);
+    for (const line of Array.isArray(value) ? value : [value]) pairs.push([String(flat[i]), String(line)]);
   }
-  return [...grouped];
-}
-
-function concat(chunks: readonly Buffer[], size: number): Uint8Array {
-  // A fresh Uint8Array, never a view into Buffer's shared pool: stores may keep it.
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+  return [...groupHeaders(pairs)];
 }

@@ -4,9 +4,9 @@
  */
 
 import { type HttpIdempotencyOptions, httpIdempotency, OncelyError } from '@oncely/core';
-import { clientSignal } from '@oncely/core/node';
+import { badTarget, requestInfo, writeResponse } from '@oncely/core/node';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { captureResponse, sendResponse } from './capture.ts';
+import { captureResponse } from './capture.ts';
 import { requestBody } from './request-body.ts';
 
 /** Options of {@link idempotency}: the core's HTTP and engine options, plus the Express ones. */
@@ -69,22 +69,16 @@ export function idempotency(options: ExpressIdempotencyOptions): RequestHandler 
   async function handle(req: Request, res: Response, next: NextFunction): Promise<void> {
     // Not covered, or another instance already records this request (a global and a per-route mount).
     if (!http.covers(req.method) || req.idempotency !== undefined) return next();
-    const url = req.originalUrl;
-    const queryAt = url.indexOf('?');
-    const decision = await http.handle({
-      method: req.method,
-      // The path as received, whatever the mount point: `req.path` is relative to it.
-      path: queryAt === -1 ? url : url.slice(0, queryAt),
-      query: queryAt === -1 ? '' : url.slice(queryAt),
-      // Every line apart, so two `Idempotency-Key` lines are refused rather than joined.
-      keyHeader: req.headersDistinct['idempotency-key'],
-      contentType: req.headers['content-type'],
+    const info = requestInfo(req, res, {
+      // The target as received, whatever the mount point: `req.url` is relative to it.
+      target: req.originalUrl,
       scope: scope?.(req),
-      signal: clientSignal(res),
       body: () => requestBody(req, maxBodyBytes),
     });
+    if (info === undefined) return writeResponse(res, badTarget());
+    const decision = await http.handle(info);
     if (decision.kind === 'pass') return next();
-    if (decision.kind === 'respond') return sendResponse(res, decision.response);
+    if (decision.kind === 'respond') return writeResponse(res, decision.response);
     req.idempotency = { signal: decision.signal, key: decision.key, keyHash: decision.keyHash };
     captureResponse(req, res, { decision, maxResponseBytes });
     next();

@@ -4,6 +4,7 @@
  */
 
 import { OncelyError } from '@oncely/core';
+import { readBody } from '@oncely/core/node';
 import type { Request } from 'express';
 
 /** What `HttpRequestInfo.body` takes. */
@@ -23,8 +24,10 @@ interface WithBody {
  * 1. `req.rawBody` when a parser's `verify` kept the raw bytes: exactly what the client sent;
  * 2. `req.body` when a parser has already consumed the stream: a Buffer or string as is, anything
  *    else (a parsed JSON or form body) as JSON text, canonicalised by the fingerprint for JSON requests;
- * 3. otherwise the stream itself, read here (up to `limit` bytes) and pushed back, so a parser or
- *    handler after the middleware reads the body as if nobody had touched it.
+ * 3. otherwise the stream itself, read here (up to `limit` bytes) by core's reader and pushed back,
+ *    so a parser or handler after the middleware reads the body as if nobody had touched it. Over
+ *    the limit, or cut off, the read fails with an error that carries its status (413, 400) for
+ *    Express's error handling, as a body parser's would.
  */
 export async function requestBody(req: Request, limit: number): Promise<Body> {
   // No body, whatever a parser made of it (express.json() turns it into {}).
@@ -33,7 +36,7 @@ export async function requestBody(req: Request, limit: number): Promise<Body> {
   if (own[ownBytes]) return own[ownBytes];
   if (own.rawBody instanceof Uint8Array || typeof own.rawBody === 'string') return own.rawBody;
   if (req.readableDidRead || req.readableEnded || !req.readable) return parsedBody(own.body);
-  const bytes = await readAndRestore(req, limit);
+  const bytes = await readBody(req, { limit, restore: true });
   own[ownBytes] = bytes;
   return bytes;
 }
@@ -75,67 +78,4 @@ function holdsInexactNumber(value: unknown): boolean {
     }
   }
   return false;
-}
-
-/**
- * Read the whole body in paused mode, then `unshift` it back. The bytes go back in the same tick as
- * the last read, before the stream can emit `end`, so the request is still readable and unfinished
- * for `express.json()` & co. (body-parser skips a request whose stream has ended).
- */
-function readAndRestore(req: Request, limit: number): Promise<Uint8Array> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > limit) return Promise.reject(tooLarge(limit));
-  if (req.headers['transfer-encoding'] === undefined && !(declared > 0)) {
-    return Promise.resolve(new Uint8Array(0)); // no body at all: nothing to read or give back
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (error: Error | undefined, restore: boolean): void => {
-      req.off('readable', onReadable);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      if (error) {
-        req.resume(); // drain the rest, so the error response can still be sent on this connection
-        reject(error);
-        return;
-      }
-      const bytes = Buffer.concat(chunks);
-      if (restore && bytes.byteLength > 0) req.unshift(bytes);
-      resolve(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    };
-    const onReadable = (): void => {
-      for (let chunk = req.read(); chunk !== null; chunk = req.read()) {
-        const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-        size += buffer.byteLength;
-        if (size > limit) {
-          done(tooLarge(limit), false);
-          return;
-        }
-        chunks.push(buffer);
-      }
-      // `complete` is set before the parser pushes the end of the stream: every byte has been read.
-      if (req.complete) done(undefined, true);
-    };
-    // Only reached when the stream ended before a `readable` saw `complete`; every byte was read here.
-    const onEnd = (): void => done(undefined, false);
-    const onError = (error: Error): void => done(error, false);
-    const onClose = (): void => {
-      if (!req.complete) done(httpError(400, 'request aborted', 'request.aborted'), false);
-    };
-    req.on('readable', onReadable);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
-}
-
-function tooLarge(limit: number): Error {
-  return Object.assign(httpError(413, 'request entity too large', 'entity.too.large'), { limit });
-}
-
-/** An error shaped like body-parser's (`http-errors`), so Express's error handling answers with its status. */
-function httpError(status: number, message: string, type: string): Error {
-  return Object.assign(new Error(message), { status, statusCode: status, expose: true, type });
 }
