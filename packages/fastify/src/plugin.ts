@@ -9,12 +9,16 @@
 import type { IncomingMessage } from 'node:http';
 import { finished, type Readable, Transform } from 'node:stream';
 import {
+  bodyAllowed,
   type HttpDecision,
   type HttpIdempotencyOptions,
   type HttpResponse,
   type HttpRouteOptions,
+  headerObject,
+  headerPairs,
   httpIdempotency,
   OncelyError,
+  splitTarget,
 } from '@oncely/core';
 import { clientSignal } from '@oncely/core/node';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -132,13 +136,13 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
     if (route === undefined) return;
     const state = states.get(request) ?? {};
     const captured = state.body;
-    const url = request.url;
-    const queryAt = url.indexOf('?');
+    // Fastify routed the request, so its target is a path (or an absolute URL): never null here.
+    const target = splitTarget(request.url) ?? { path: request.url, query: '' };
     const decision = await http.handle(
       {
         method: request.method,
-        path: queryAt === -1 ? url : url.slice(0, queryAt),
-        query: queryAt === -1 ? '' : url.slice(queryAt + 1),
+        path: target.path,
+        query: target.query,
         // Kept apart line by line, so two Idempotency-Key lines are refused rather than joined with ", ".
         keyHeader:
           (request.raw as Partial<IncomingMessage>).headersDistinct?.[KEY_HEADER] ??
@@ -158,7 +162,7 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
       if (!hasType && decision.response.body.byteLength > 0) {
         states.set(request, { ...state, untypedReplay: true });
       }
-      return send(reply, decision.response);
+      return send(reply, decision.response, request.method);
     }
     const execution: Execution = { decision, settled: false, failed: undefined };
     states.set(request, { ...state, execution });
@@ -196,13 +200,16 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
       await settle(request, execution, null, error);
       throw error;
     }
-    // Awaited here, so the response is stored before the client can see it and retry.
+    // Awaited here, so the response is stored before the client can see it and retry. Where core's
+    // rule says a response has no body (HEAD, 1xx, 204, 205, 304), none is stored.
     await settle(request, execution, {
       status: reply.statusCode,
       headers: headerPairs(reply.getHeaders()),
-      body: read.body,
+      body: bodyAllowed(request.method, reply.statusCode) ? read.body : EMPTY,
     });
-    return read.payload;
+    // Nor sent: Fastify drops the body of a HEAD (keeping its length), 1xx, 204 or 304 response
+    // itself, but would send a 205's.
+    return bodyAllowed(null, reply.statusCode) ? read.payload : null;
   });
 
   fastify.addHook('onClose', async () => {
@@ -287,30 +294,12 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   );
 }
 
-/** Fastify's header object as pairs: an array value (several lines) becomes several pairs. */
-function headerPairs(
-  headers: Record<string, string | number | string[] | undefined>,
-): Array<[string, string]> {
-  const pairs: Array<[string, string]> = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const line of Array.isArray(value) ? value : [value]) pairs.push([name, String(line)]);
-  }
-  return pairs;
-}
-
 /** Send a decided response as is: repeated header names become one array (several lines). */
-function send(reply: FastifyReply, response: HttpResponse): FastifyReply {
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of response.headers) {
-    const existing = headers[name];
-    if (existing === undefined) headers[name] = value;
-    else headers[name] = [...(Array.isArray(existing) ? existing : [existing]), value];
-  }
-  reply.code(response.status).headers(headers);
+function send(reply: FastifyReply, response: HttpResponse, method: string): FastifyReply {
+  reply.code(response.status).headers(headerObject(response.headers));
   const { body } = response;
   // No payload at all for an empty body: an empty Buffer would gain `Content-Type: application/octet-stream`.
-  return body.byteLength === 0
+  return body.byteLength === 0 || !bodyAllowed(method, response.status)
     ? reply.send()
     : reply.send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }

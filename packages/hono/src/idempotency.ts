@@ -3,7 +3,14 @@
  * back out. Web APIs only (Request, Response, Headers), so it runs wherever Hono runs.
  */
 
-import { type HttpIdempotencyOptions, type HttpResponse, httpIdempotency, OncelyError } from '@oncely/core';
+import {
+  bodyAllowed,
+  type HttpIdempotencyOptions,
+  httpIdempotency,
+  OncelyError,
+  webHeaderPairs,
+  webResponse,
+} from '@oncely/core';
 import type { Context, ExecutionContext, MiddlewareHandler } from 'hono';
 
 /** Options of {@link idempotency}: the core's HTTP and engine options, plus how to find the tenant. */
@@ -33,9 +40,6 @@ declare module 'hono' {
   /** Set by `@oncely/hono` for recorded requests; undefined when the request passed through. */
   interface ContextVariableMap extends IdempotencyVariables {}
 }
-
-// Statuses whose responses must not carry a body: `new Response(body, { status })` throws for them.
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 
 /**
  * Idempotency-Key middleware for Hono. Mount it on the routes that create things; every instance
@@ -71,7 +75,7 @@ export function idempotency(options: HonoIdempotencyOptions): MiddlewareHandler 
       body: () => requestBytes(c),
     });
     if (decision.kind === 'pass') return next();
-    if (decision.kind === 'respond') return toResponse(decision.response);
+    if (decision.kind === 'respond') return webResponse(decision.response, c.req.method);
 
     c.set('idempotency', { signal: decision.signal, key: decision.key, keyHash: decision.keyHash });
     const gone = (): void => decision.clientGone();
@@ -100,15 +104,21 @@ export function idempotency(options: HonoIdempotencyOptions): MiddlewareHandler 
       await decision.abort(error);
       throw error;
     }
-    // Kept before the client sees a byte, so an immediate retry always replays.
-    const outcome = await decision.commit({ status: res.status, headers: headerPairs(res.headers), body });
+    // Kept before the client sees a byte, so an immediate retry always replays. Core's rule decides
+    // which responses have a body (none for HEAD, 1xx, 204, 205, 304), as on every other adapter.
+    const withBody = bodyAllowed(c.req.method, res.status);
+    const outcome = await decision.commit({
+      status: res.status,
+      headers: webHeaderPairs(res.headers),
+      body: withBody ? body : new Uint8Array(0),
+    });
     // The store failed and the engine retries the completion in the background. Workers stop a
     // request's background work with its response unless it is handed to `waitUntil`.
     if (outcome === 'pending') keepAlive(c, http.oncely.drain());
     // The original body is consumed: send the bytes that were stored, with every original header
     // (Set-Cookie included). Unset first, or Hono's setter would merge the old headers in again.
     c.res = undefined;
-    c.res = new Response(NULL_BODY_STATUSES.has(res.status) ? null : body, {
+    c.res = new Response(withBody ? body : null, {
       status: res.status,
       statusText: res.statusText,
       headers: res.headers,
@@ -135,21 +145,4 @@ function keepAlive(c: Context, work: Promise<void>): void {
     return; // No execution context (Node, Bun, Deno): the process outlives the response anyway.
   }
   ctx.waitUntil(work);
-}
-
-/** Header pairs with every `Set-Cookie` line kept apart (web Headers would join them). */
-function headerPairs(headers: Headers): Array<[string, string]> {
-  const pairs: Array<[string, string]> = [];
-  headers.forEach((value, name) => {
-    if (name !== 'set-cookie') pairs.push([name, value]);
-  });
-  for (const cookie of headers.getSetCookie()) pairs.push(['set-cookie', cookie]);
-  return pairs;
-}
-
-/** A replay or a problem as a web Response; repeated header names stay separate lines. */
-function toResponse({ status, headers, body }: HttpResponse): Response {
-  const out = new Headers();
-  for (const [name, value] of headers) out.append(name, value);
-  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, headers: out });
 }
