@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { plainProblem, type Store } from '@oncely/core';
+import { writeResponse as send } from '@oncely/core/node';
 import type { GatewayMetrics } from './metrics.ts';
-import { send } from './send-response.ts';
 
 export interface AdminOptions {
   /** '' or a path such as `/_oncely`, without a trailing slash. */

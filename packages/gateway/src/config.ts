@@ -10,7 +10,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { DEFAULTS } from '@oncely/core';
-import { GATEWAY_DEFAULTS } from './gateway.ts';
+import {
+  adminPrefixRule,
+  GATEWAY_DEFAULTS,
+  positiveMsRule,
+  scopeHeaderRule,
+  TOKEN,
+} from './gateway-options.ts';
 import { parseStoreSpec, type StoreSpec } from './store-spec.ts';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.ts';
 
@@ -404,8 +410,6 @@ function oneOf<T extends string>(allowed: readonly T[]): (text: string) => T {
   };
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text.trim()) || port > 65_535)
@@ -438,28 +442,11 @@ function parseUpstream(text: string): string {
   return url.href;
 }
 
-function parseHeaderName(text: string): string {
-  const name = text.trim().toLowerCase();
-  if (!TOKEN.test(name)) throw new RangeError(`"${text}" is not a header name`);
-  if (name === 'idempotency-key') throw new RangeError('the scope cannot come from the key itself');
-  return name;
-}
-
-function parsePrefix(text: string): string {
-  const prefix = text.trim().replace(/\/+$/, '');
-  if (prefix !== '' && (!prefix.startsWith('/') || /[?#\s]/.test(prefix))) {
-    throw new RangeError(`"${text}" is not a path such as /_oncely`);
-  }
-  return prefix;
-}
-
-function atLeast(min: number, parse: (text: string) => number, what: string): (text: string) => number {
-  return (text) => {
-    const value = parse(text);
-    if (value < min) throw new RangeError(`must be at least ${what}`);
-    return value;
-  };
-}
+// The gateway's own rules (gateway-options.ts), applied to the text as given: `createGateway` and
+// the flags cannot disagree on what a header name, a prefix or a usable timeout is.
+const parseHeaderName = (text: string): string => scopeHeaderRule(text.trim());
+const parsePrefix = (text: string): string => adminPrefixRule(text.trim());
+const parseTimeout = (text: string): number => positiveMsRule(parseDuration(text));
 
 /**
  * Resolve `oncely proxy`'s settings from its arguments, the environment and the config file.
@@ -483,7 +470,11 @@ export function loadProxyConfig(
   }
   const host = read.string('host')!.trim();
   if (host === '') read.fail('host', 'must not be empty');
-  const leaseMs = read.parsed('lease', atLeast(30, parseDuration, '30ms'))!;
+  const leaseMs = read.parsed('lease', (text) => {
+    const ms = parseDuration(text);
+    if (ms < 30) throw new RangeError('must be at least 30ms');
+    return ms;
+  })!;
   const ttlMs = read.parsed('ttl', parseDuration)!;
   if (ttlMs <= leaseMs) read.fail('ttl', `must be longer than --lease (${formatDuration(leaseMs)})`);
   const cache = read.parsed('cache', oneOf(['default', 'success-only', 'final-errors', 'stripe'] as const))!;
@@ -503,8 +494,8 @@ export function loadProxyConfig(
     cache: cache === 'default' ? DEFAULT_CACHE : cache,
     maxBodyBytes: read.parsed('max-body', parseSize)!,
     maxResponseBytes: read.parsed('max-response', parseSize)!,
-    upstreamTimeoutMs: read.parsed('upstream-timeout', atLeast(1, parseDuration, '1ms'))!,
-    upstreamIdleTimeoutMs: read.parsed('upstream-idle-timeout', atLeast(1, parseDuration, '1ms'))!,
+    upstreamTimeoutMs: read.parsed('upstream-timeout', parseTimeout)!,
+    upstreamIdleTimeoutMs: read.parsed('upstream-idle-timeout', parseTimeout)!,
     adminPrefix: read.parsed('admin-prefix', parsePrefix)!,
   };
   return { help: false, config, positionals, flags };

@@ -6,7 +6,8 @@
  */
 
 import type { IncomingMessage } from 'node:http';
-import { connectionOptions, HOP_BY_HOP } from '@oncely/core';
+import { connectionOptions, type HeaderPairs, HOP_BY_HOP } from '@oncely/core';
+import { rawHeaderPairs } from '@oncely/core/node';
 
 /**
  * `Oncely-Release`: an upstream marks a response that is not an outcome to keep (its error
@@ -16,16 +17,6 @@ import { connectionOptions, HOP_BY_HOP } from '@oncely/core';
 export const RELEASE_HEADER = 'oncely-release';
 
 const NOTHING: ReadonlySet<string> = new Set();
-
-/** A header list as pairs, names as received (`rawHeaders` order, repeated names kept apart). */
-export type HeaderPairs = Array<[string, string]>;
-
-/** `rawHeaders` (`[name, value, name, value, …]`) as pairs. */
-export function pairsOf(rawHeaders: readonly string[]): HeaderPairs {
-  const pairs: HeaderPairs = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) pairs.push([rawHeaders[i]!, rawHeaders[i + 1]!]);
-  return pairs;
-}
 
 /** The pairs minus hop-by-hop fields, the fields `Connection` names, and any name in `drop` (lower case). */
 export function endToEnd(pairs: HeaderPairs, drop: ReadonlySet<string> = NOTHING): HeaderPairs {
@@ -61,7 +52,7 @@ export interface UpstreamHeadOptions {
  * the gateway set them (it saw the client's scheme and host), else set from this hop.
  */
 export function upstreamRequestHeaders(req: IncomingMessage, options: UpstreamHeadOptions): string[] {
-  const received = pairsOf(req.rawHeaders);
+  const received = rawHeaderPairs(req.rawHeaders);
   const out: string[] = ['Host', options.upstreamHost];
   for (const [name, value] of endToEnd(received, REPLACED_ON_REQUEST)) out.push(name, value);
 
@@ -93,16 +84,4 @@ export function clientResponseHeaders(pairs: HeaderPairs, keepContentLength: boo
   const drop = new Set([RELEASE_HEADER]);
   if (!keepContentLength) drop.add('content-length');
   return endToEnd(pairs, drop);
-}
-
-/** Pairs grouped by lower-case name, in first-seen order, for `setHeader(name, values)`. */
-export function groupHeaders(pairs: HeaderPairs): Map<string, string[]> {
-  const fields = new Map<string, string[]>();
-  for (const [name, value] of pairs) {
-    const lower = name.toLowerCase();
-    const values = fields.get(lower);
-    if (values) values.push(value);
-    else fields.set(lower, [value]);
-  }
-  return fields;
 }
