@@ -119,6 +119,13 @@ export interface Store {
    */
   health?(): Promise<StoreHealth>;
   /**
+   * Optional: call `onChange` soon after the record `id` was completed or released, by any process.
+   * Returns a function that stops watching. Waiters (`concurrency: 'wait'`) use it to hear of a
+   * completion at once; a notification may be lost (a reconnect), so the engine still polls, less
+   * often. Never called on the request path of a request that does not wait.
+   */
+  watch?(input: { id: string }, onChange: () => void): () => void;
+  /**
    * Optional, for operators (`oncely keys list`), never called by the engine: one page of the live
    * records (`expiresAt > now`), at most `limit`, in an order of the store's own that holds from
    * page to page. Pass the returned `cursor` back for the next page. A record that lives through the

@@ -6,6 +6,8 @@
  * waiters at once, without waiting for the next poll. A waiter whose client left stops waiting, and
  * the watcher stops when no waiter is left. So the store sees about one read per key and poll
  * interval, however many duplicates wait, instead of one acquire per waiter and poll interval.
+ * Where the store can notify (`Store.watch`: Redis pub/sub), a completion in another process wakes
+ * the watcher at once too; polling stays as the fallback for a lost notification.
  */
 
 import { bounded } from './bounded.ts';
@@ -45,6 +47,8 @@ interface Waiter {
 
 interface Watcher {
   waiters: Set<Waiter>;
+  /** Stops the store's notifications for this key, when the store has `watch`. */
+  unwatch: (() => void) | undefined;
   interval: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   polling: boolean;
@@ -102,15 +106,21 @@ export function waiters(options: WaitersOptions): Waiters {
     const { id } = seen;
     let watcher = watchers.get(id);
     if (!watcher) {
-      watcher = {
+      const created: Watcher = {
         waiters: new Set(),
+        unwatch: undefined,
         interval: options.pollMs,
         timer: undefined,
         polling: false,
         again: false,
       };
-      watchers.set(id, watcher);
-      schedule(id, watcher, options.pollMs);
+      watcher = created;
+      watchers.set(id, created);
+      // A store that can tell (Redis pub/sub) wakes the watcher at once; polling stays the fallback.
+      created.unwatch = store.watch?.({ id }, () => {
+        if (watchers.get(id) === created) schedule(id, created, 0);
+      });
+      schedule(id, created, options.pollMs);
     }
     const own = watcher;
     return new Promise<WaitResult>((resolve) => {
@@ -124,6 +134,7 @@ export function waiters(options: WaitersOptions): Waiters {
           signal?.removeEventListener('abort', onAbort);
           if (own.waiters.size === 0) {
             if (own.timer) clearTimeout(own.timer);
+            own.unwatch?.();
             if (watchers.get(id) === own) watchers.delete(id);
           }
           resolve(result);

@@ -85,6 +85,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1`,
 );
 
+// After complete and release: tell waiters in any process, on the store's one channel `<prefix>done`
+// (the key name is `<prefix>{<id>}`), that the record changed. Classic pub/sub, so on a cluster the
+// message reaches subscribers on every node; with nobody subscribed it costs the server next to
+// nothing, and it adds no round trip. `pcall`, last: a script's writes are not rolled back by a
+// later error, so a user whose ACL does not grant PUBLISH on the channel must not turn a completion
+// that landed into a failed one. Without the grant, waiters simply poll.
+const NOTIFY = `redis.pcall('PUBLISH', string.match(KEYS[1], '^(.*){') .. 'done', KEYS[1])`;
+
 // Fencing shared by complete, extend and release: only the current owner of an in_progress record.
 const OWNER = `local o = redis.call('HMGET', KEYS[1], 'state', 'token')
 if o[1] ~= 'in_progress' or o[2] ~= ARGV[1] then return 0 end`;
@@ -105,6 +113,7 @@ else
   redis.call('HDEL', KEYS[1], 'status', 'headers', 'body')
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+${NOTIFY}
 return 1`,
 );
 
@@ -121,6 +130,7 @@ export const RELEASE = script(
   'release',
   `${OWNER}
 redis.call('DEL', KEYS[1])
+${NOTIFY}
 return 1`,
 );
 

@@ -350,7 +350,13 @@ describe('redisStore', () => {
     try {
       await limited.connect();
       const s = redisStore({ client: limited, prefix });
-      const oncely = createOncely({ store: s });
+      const errors: unknown[] = [];
+      const oncely = createOncely({
+        store: s,
+        onEvent: (event) => {
+          if (event.type === 'store_error') errors.push(event.error);
+        },
+      });
       const key = newKey();
       assert.equal(await oncely.run({ key }, () => 'once'), 'once');
       assert.equal(await oncely.run({ key }, () => 'twice'), 'once');
@@ -359,6 +365,9 @@ describe('redisStore', () => {
       if (decision.kind === 'execute') await decision.abort();
       const now = Date.now();
       await s.put({ record: completedRecord(newId(), now, allBytesResponse()), now });
+      // Not even an error that left the write in place (a script that fails after it wrote):
+      // the change notification (PUBLISH) is not granted here, and must not fail a step.
+      assert.deepEqual(errors, []);
       await assert.rejects(
         redisStore({ client: limited, prefix: 'elsewhere:' }).get({ id: newId(), now }),
         /NOPERM/,

@@ -27,6 +27,7 @@ import {
   SUMMARY,
 } from './lua-scripts.ts';
 import { type RedisClient, type RedisCommands, type RedisNode, toRedisCommands } from './redis-commands.ts';
+import { type RedisSubscriber, toRedisSubscriber } from './redis-subscriber.ts';
 
 export interface RedisStoreOptions {
   /**
@@ -41,6 +42,14 @@ export interface RedisStoreOptions {
    * @default 'oncely:'
    */
   prefix?: string;
+  /**
+   * A connection of its own in subscriber mode (`redis.duplicate()`), for waiters: with it, a
+   * request waiting for a duplicate (`concurrency: 'wait'`) hears at once that the record was
+   * completed or released in any process, instead of at its next poll. Every store publishes those
+   * changes on `<prefix>done`, with or without one. The store never closes it.
+   * @default none: waiters poll
+   */
+  subscriber?: unknown;
 }
 
 /** A Redis store is both a `Store` (one that can be listed) and the `RecordCache` of a `tieredStore`. */
@@ -61,7 +70,11 @@ export const REDIS_DEFAULTS = Object.freeze({
   prefix: 'oncely:',
 });
 
-const OPTION_NAMES: ReadonlySet<string> = new Set<keyof RedisStoreOptions>(['client', 'prefix']);
+const OPTION_NAMES: ReadonlySet<string> = new Set<keyof RedisStoreOptions>([
+  'client',
+  'prefix',
+  'subscriber',
+]);
 // Keys SCAN looks at per step (its COUNT hint): enough that a listing of a big keyspace takes few
 // round trips, few enough that one step never keeps the server busy for long.
 const SCAN_COUNT = '250';
@@ -75,8 +88,9 @@ const SCAN_COUNT = '250';
  * const oncely = createOncely({ store: redisStore({ client: new Redis(url) }) });
  */
 export function redisStore(options: RedisStoreOptions): RedisStore {
-  const { commands, prefix } = validate(options);
+  const { commands, prefix, subscriber } = validate(options);
   let closed = false;
+  const watchers = changeWatchers(prefix, subscriber);
 
   // `{id}` is a hash tag: Redis Cluster places the key by the id alone, whatever the prefix, so a
   // record (and any key added for it later) lives in one slot, and records spread over every node.
@@ -144,6 +158,7 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
 
   return {
     name: 'redis',
+    ...(watchers ? { watch: watchers.watch } : {}),
 
     async acquire(input: AcquireInput): Promise<AcquireResult> {
       const reply = await evaluate(ACQUIRE, input.id, [
@@ -422,6 +437,7 @@ function isNoScript(error: unknown): boolean {
 interface Config {
   commands: RedisCommands;
   prefix: string;
+  subscriber: RedisSubscriber | undefined;
 }
 
 function validate(options: RedisStoreOptions): Config {
@@ -444,7 +460,45 @@ function validate(options: RedisStoreOptions): Config {
       `"prefix" must not contain "{" or "}", got "${prefix}": Redis Cluster would place every record by the prefix, on one node`,
     );
   }
-  return { commands, prefix };
+  let subscriber: RedisSubscriber | undefined;
+  if (options.subscriber !== undefined) {
+    subscriber = toRedisSubscriber(options.subscriber);
+    if (subscriber === undefined) {
+      throw invalid('"subscriber" must be an ioredis or node-redis client of its own (client.duplicate())');
+    }
+  }
+  return { commands, prefix, subscriber };
+}
+
+/**
+ * `watch` over the store's one channel: one subscription however many keys are watched, messages
+ * dispatched by record id to this process's watchers. Subscribing is lazy (at the first watch), and
+ * a message lost while the connection is down only delays a waiter until its next poll.
+ */
+function changeWatchers(prefix: string, subscriber: RedisSubscriber | undefined) {
+  if (subscriber === undefined) return undefined;
+  const channel = `${prefix}done`;
+  const byId = new Map<string, Set<() => void>>();
+  let subscribed: Promise<void> | undefined;
+  const onMessage = (key: string): void => {
+    // `<prefix>{<id>}`
+    const id = key.slice(prefix.length + 1, -1);
+    for (const onChange of byId.get(id) ?? []) onChange();
+  };
+  return {
+    watch({ id }: { id: string }, onChange: () => void): () => void {
+      subscribed ??= subscriber.subscribe(channel, onMessage).catch(() => {
+        subscribed = undefined; // polling covers it; the next watch tries again
+      });
+      let set = byId.get(id);
+      if (!set) byId.set(id, (set = new Set()));
+      set.add(onChange);
+      return () => {
+        set.delete(onChange);
+        if (set.size === 0) byId.delete(id);
+      };
+    },
+  };
 }
 
 function invalid(detail: string): OncelyError {
