@@ -227,6 +227,14 @@ describe('inbox (transactional mode)', { timeout: 30_000 }, () => {
     assert.equal(await rowsOf(consumer), 0);
   });
 
+  it('takes a clock with sub-millisecond precision (received_at is whole ms)', async () => {
+    const { box, work, consumer } = setup(undefined, {
+      clock: () => performance.timeOrigin + performance.now(),
+    });
+    assert.equal((await box.handle(pool, message(uniqueName('msg')), work)).status, 'processed');
+    assert.equal(await rowsOf(consumer), 1);
+  });
+
   it('says to migrate when the table is missing', async () => {
     const box = inbox({ consumer: 'x', retentionMs: 1000, table: uniqueName('missing') });
     await assert.rejects(

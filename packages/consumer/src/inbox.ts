@@ -206,7 +206,12 @@ export function inbox(options: InboxOptions): Inbox {
         open = true;
         let inserted: boolean;
         try {
-          const result = await client.query(statements.insert, [consumer, messageId, hash, clock()]);
+          const result = await client.query(statements.insert, [
+            consumer,
+            messageId,
+            hash,
+            Math.floor(clock()),
+          ]);
           inserted = (result.rowCount ?? 0) > 0;
         } catch (error) {
           await rollback();
