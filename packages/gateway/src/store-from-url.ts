@@ -1,11 +1,12 @@
 /**
  * Opening the store a `--store` value names. The drivers are imported only for the store asked for,
- * so a gateway on SQLite never loads ioredis or pg. Stores take connected clients (DESIGN §1): the
+ * so a gateway on SQLite never loads ioredis or pg, and one on Redis or PostgreSQL never loads
+ * node:sqlite (missing below Node 22.13, and an experimental warning on Node 22): `oncely --help`
+ * and `oncely keys` on another store run without it. Stores take connected clients (DESIGN §1): the
  * client is created here, and closed here after the store.
  */
 
 import { memoryStore, type Store } from '@oncely/core';
-import { sqliteStore } from '@oncely/sqlite';
 import type { StoreSpec } from './store-spec.ts';
 
 /** An open store and everything opened for it. */
@@ -44,6 +45,7 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
       return { store, spec, client: store, close: () => store.close() };
     }
     case 'sqlite': {
+      const { sqliteStore } = await import('@oncely/sqlite');
       const store = sqliteStore({ database: spec.path });
       return { store, spec, client: store, close: () => store.close() };
     }
