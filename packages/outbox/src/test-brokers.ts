@@ -175,7 +175,14 @@ export async function testExchange(connection: amqp.ChannelModel): Promise<TestE
         { noAck: false },
       );
       if (count === 0) done();
-      const finished = await Promise.race([all.then(() => true), sleep(timeoutMs).then(() => false)]);
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        all.then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
       await ch.cancel(consumerTag);
       if (!finished) throw new Error(`queue ${queue}: took ${got.length} of ${count} messages`);
       return got;
