@@ -7,9 +7,8 @@
 // 22.13, and 22.13 to 22.15 (and 23) lack `DatabaseSync#isTransaction`, without which the store cannot
 // tell whether a failed step left a transaction open to roll back. Say so in one line at import rather
 // than fail later, or worse, leave a transaction open. Checked without opening a database.
-// (While sqlite-store.ts imports `node:sqlite` statically, a Node without it fails before this runs,
-// with Node's own ERR_UNKNOWN_BUILTIN_MODULE; a top-level `await import()` would avoid that, but would
-// break `require('@oncely/sqlite')` from CommonJS.)
+// sqlite-store.ts loads `node:sqlite` only when a store is made, so this check runs on every Node
+// (a top-level `await import()` would break `require('@oncely/sqlite')` from CommonJS).
 const sqlite = process.getBuiltinModule?.('node:sqlite');
 if (sqlite === undefined || !('isTransaction' in new sqlite.DatabaseSync(':memory:', { open: false }))) {
   throw new Error(

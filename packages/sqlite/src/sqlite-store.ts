@@ -1,4 +1,4 @@
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   AcquireInput,
@@ -186,7 +186,9 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   const connect = async (): Promise<Statements> => {
     const database =
-      typeof config.database === 'string' ? new DatabaseSync(config.database) : config.database;
+      typeof config.database === 'string'
+        ? new (nodeSqlite().DatabaseSync)(config.database)
+        : config.database;
     let opened: Statements;
     try {
       // The schema needs the write lock when the table or its index is missing, and switching a
@@ -551,7 +553,7 @@ function validate(options: SqliteStoreOptions): Config {
     if (!OPTION_NAMES.has(name)) throw invalid(`unknown option "${name}"`);
   }
   const { database } = options;
-  if (!(database instanceof DatabaseSync) && (typeof database !== 'string' || database === '')) {
+  if (!(database instanceof nodeSqlite().DatabaseSync) && (typeof database !== 'string' || database === '')) {
     throw invalid('"database" must be a file path or an open DatabaseSync from node:sqlite');
   }
   const namespace = options.namespace ?? SQLITE_DEFAULTS.namespace;
@@ -590,4 +592,13 @@ function integer(
 
 function invalid(detail: string): OncelyError {
   return new OncelyError('ERR_ONCELY_INVALID_OPTION', `sqliteStore: ${detail}`);
+}
+
+/**
+ * `node:sqlite`, loaded when a store is made rather than imported at the top: on a Node without it,
+ * importing this package then reaches the one-line version check of index.ts instead of failing
+ * with Node's own ERR_UNKNOWN_BUILTIN_MODULE.
+ */
+function nodeSqlite(): typeof import('node:sqlite') {
+  return process.getBuiltinModule('node:sqlite');
 }
