@@ -129,7 +129,7 @@ export async function testStream(nc: NatsConnection, options: { duplicateWindowM
 /** An AMQP connection (to AMQP_URL unless `url` is given), failing loudly when unreachable. */
 export async function connectAmqp(url = AMQP_URL): Promise<amqp.ChannelModel> {
   try {
-    const connection = await amqp.connect(url);
+    const connection = await amqp.connect(url, { noDelay: true });
     connection.on('error', () => {});
     return connection;
   } catch (error) {
