@@ -560,22 +560,25 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
     });
 
     it('frees the key of a handler that never settles within maxExecutionMs + leaseMs; its late result is never kept', async () => {
-      const { app, send } = await server({ maxExecutionMs: 400, leaseMs: 300 });
+      // Lease 600 ms (renewed every 200 ms, so a loaded machine may delay a renewal without losing
+      // it), bound 500 ms: the last renewal is at the bound at the latest, so the key is free by
+      // 500 + 600 = 1100 ms.
+      const { app, send } = await server({ maxExecutionMs: 500, leaseMs: 600 });
       const key = newKey();
       const started = Date.now();
-      // Deaf to its signal: it holds on for 1.2 s, past its 400 ms bound.
-      const first = send('/deaf?ms=1200', { key });
+      // Deaf to its signal: it holds on for 1.6 s, past its 500 ms bound.
+      const first = send('/deaf?ms=1600', { key });
       await sleep(150);
-      expectProblem(await send('/deaf?ms=1200', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
-      // Bound (400 ms) + lease (300 ms): the key is free, a retry takes it.
-      await sleep(Math.max(0, 800 - (Date.now() - started)));
-      const retry = send('/deaf?ms=1200', { key });
-      await sleep(100);
+      expectProblem(await send('/deaf?ms=1600', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      await sleep(Math.max(0, 1300 - (Date.now() - started)));
+      const retry = send('/deaf?ms=1600', { key });
+      await sleep(150);
       assert.equal(app.count('deaf'), 2, 'the retry ran once the lease of the abandoned run lapsed');
-      // The abandoned run settles now (1.2 s): its result must not become the key's outcome.
+      // The abandoned run settles at 1.6 s: its result must not become the key's outcome. The
+      // retry, begun at 1.3 s, holds the key until at least 1.8 s + its lease.
       await first;
-      await sleep(Math.max(0, 1350 - (Date.now() - started)));
-      expectProblem(await send('/deaf?ms=1200', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
+      await sleep(Math.max(0, 1750 - (Date.now() - started)));
+      expectProblem(await send('/deaf?ms=1600', { key }), 409, 'ERR_ONCELY_IN_PROGRESS');
       await retry;
       assert.equal(app.count('deaf'), 2);
     });
