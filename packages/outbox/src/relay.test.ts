@@ -103,6 +103,26 @@ describe('relay', () => {
     assert.match(dead!.lastError!, /lease expired/);
   });
 
+  it('claims the heads of the keys in turns: with more busy keys than the batch holds, every key is served', async (t) => {
+    const { pool, box, drop } = await testOutbox();
+    t.after(drop);
+    await inTransaction(pool, async (tx) => {
+      for (let n = 0; n < 3; n++) {
+        for (let k = 0; k < 6; k++) await box.add(tx, { topic: 'a', key: `key_${k}`, type: 't', payload: n });
+      }
+    });
+    const { publisher, batches } = recorder();
+    const r = relay({ pool, outbox: box, publisher, batchSize: 2, ...quiet });
+    for (let i = 0; i < 9; i++) assert.equal((await r.runOnce()).published, 2);
+    assert.equal((await r.runOnce()).claimed, 0);
+    const keys = batches.map((batch) => batch.map((m) => m.key).join(','));
+    // Without the rotation, key_0 and key_1 would go first until they ran dry.
+    assert.deepEqual(keys.slice(0, 3), ['key_0,key_1', 'key_2,key_3', 'key_4,key_5']);
+    const order = new Map<string, number[]>();
+    for (const m of batches.flat()) order.set(m.key, [...(order.get(m.key) ?? []), m.payload as number]);
+    for (const [key, seen] of order) assert.deepEqual(seen, [0, 1, 2], key);
+  });
+
   it('a publisher that throws, answers short, or never answers: every message transient, nothing counted', async (t) => {
     const { pool, box, table, drop } = await testOutbox();
     t.after(drop);

@@ -72,6 +72,8 @@ export function relay(options: RelayOptions): Relay {
     }
   };
 
+  /** The key after which the next claim starts its walk ('' = from the first key): only for fairness. */
+  let cursor = '';
   let running = false;
   let loopDone: Promise<void> | undefined;
   let woken = false;
@@ -81,13 +83,15 @@ export function relay(options: RelayOptions): Relay {
   async function runOnce(): Promise<BatchOutcome> {
     const token = randomUUID();
     const claimedAt = performance.now();
-    const { rows } = await pool.query(sql.claim, [
-      config.batchSize,
-      token,
-      config.leaseMs,
-      LAPSED,
-      config.maxFailures,
-    ]);
+    const claim = async (limit: number, after: string) =>
+      (await pool.query(sql.claim, [limit, token, config.leaseMs, LAPSED, config.maxFailures, after])).rows;
+    // Walk the keys from where the last claim stopped, then, if the batch is not full, from the
+    // first key: every key gets its turn, however many keys are busy. One token for both parts.
+    const rows = await claim(config.batchSize, cursor);
+    if (cursor !== '' && rows.length < config.batchSize) {
+      rows.push(...(await claim(config.batchSize - rows.length, '')));
+    }
+    cursor = rows.length === 0 ? '' : String(rows.at(-1)!.last_key);
     const outcome: BatchOutcome = {
       claimed: rows.length,
       published: 0,

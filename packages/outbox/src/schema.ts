@@ -46,14 +46,15 @@ export function tableDdl(table: TableName): string {
 /**
  * The indexes, each partial so it holds only the rows its reader looks at:
  * - `pending`: the relay's claim walks pending rows in `seq` order;
- * - `key`: "is an older message of this key still unpublished?", probed once per candidate;
+ * - `key`: the head (oldest unpublished message) of each key, walked one probe per key by the claim
+ *   (in the "C" collation: byte order, the same on every database, and what the walk compares with);
  * - `published`: the retention cleanup finds old published rows without reading the rest;
  * - `dead`: listing dead messages and counting them for the metric.
  */
 export function indexDdl(table: TableName): Array<{ name: string; create: string }> {
   return [
     { name: table.index('pending'), create: `(seq) WHERE state = 'pending'` },
-    { name: table.index('key'), create: `(key, seq) WHERE state <> 'published'` },
+    { name: table.index('key'), create: `(key COLLATE "C", seq) WHERE state <> 'published'` },
     { name: table.index('published'), create: `(published_at) WHERE state = 'published'` },
     { name: table.index('dead'), create: `(seq) WHERE state = 'dead'` },
   ].map(({ name, create }) => ({

@@ -9,7 +9,7 @@ import type { TableName } from './table-name.ts';
 export interface Statements {
   /** $1 id, $2 topic, $3 key, $4 type, $5 payload (JSON text), $6 headers (JSON text) → `seq` or no row. */
   add: string;
-  /** $1 limit, $2 claim token, $3 lease ms, $4 lapse error, $5 max failures → the claimed rows. */
+  /** $1 limit, $2 claim token, $3 lease ms, $4 lapse error, $5 max failures, $6 start after key ('' from the first) → the claimed rows, and `last_key`. */
   claim: string;
   /** $1 seqs, $2 token, $3 max failures, $4 ok flags, $5 counted flags, $6 errors, $7 delays ms. */
   settle: string;
@@ -50,40 +50,57 @@ SELECT $1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb FROM key_loc
 ON CONFLICT (id) DO NOTHING
 RETURNING seq`,
 
-    // Claim a batch: the oldest pending messages that are each the oldest unpublished message of
-    // their key (a dead one holds its key back too), not leased by another relay, and due.
+    // Claim a batch: the head (oldest unpublished message) of each key, when it is pending, due and
+    // not leased by another relay; a dead head holds its key back.
+    // - The heads are found by a skip scan over the key index: one index probe per key, from the key
+    //   after $6 (a rotating start, so that under a backlog every key gets its turn), lazily: the walk
+    //   stops as soon as $1 heads are claimed. The cost is one probe per key walked, never one per
+    //   pending row: a key with a backlog of a million messages costs the same as a key with one.
+    //   Keys are compared in the "C" collation (bytes), the index's order, whatever the database's.
     // - SKIP LOCKED lets relays claim side by side without waiting on each other's candidates.
-    // - If another relay claimed a candidate and committed after this statement's snapshot, the row
-    //   is re-checked on its new version once locked (READ COMMITTED), and its live lease excludes it.
-    // - A key's next message becomes a candidate only once the previous one is published: at most
-    //   one message per key is ever in flight, across all relays, and per key they reach the broker
-    //   in order (each only after the broker confirmed the one before).
+    // - If another relay claimed a head and committed after this statement's snapshot, the row is
+    //   re-checked on its new version once locked (READ COMMITTED), and its live lease excludes it.
+    // - A key's next message becomes its head only once the previous one is published: at most one
+    //   message per key is ever in flight, across all relays, and per key they reach the broker in
+    //   order (each only after the broker confirmed the one before). This needs every older message
+    //   of a key to be visible whenever a newer one is, which add()'s per-key lock provides.
     // - A row whose previous claim lapsed (its token is still set: the relay died or stalled holding
     //   it) counts one failure; past the limit it goes dead here instead of being published again,
     //   so a message that kills every relay that touches it cannot loop forever.
-    claim: `WITH candidates AS (
-  SELECT o.seq FROM ${t} o
+    // - last_key: where the next claim of this relay starts its walk.
+    claim: `WITH RECURSIVE heads (key, seq) AS (
+  (SELECT key, seq FROM ${t}
+   WHERE state <> 'published' AND key COLLATE "C" > $6::text COLLATE "C"
+   ORDER BY key COLLATE "C", seq LIMIT 1)
+  UNION ALL
+  SELECT n.key, n.seq FROM heads h CROSS JOIN LATERAL (
+    SELECT key, seq FROM ${t}
+    WHERE state <> 'published' AND key COLLATE "C" > h.key COLLATE "C"
+    ORDER BY key COLLATE "C", seq LIMIT 1
+  ) n
+),
+candidates AS (
+  SELECT o.seq FROM heads h JOIN ${t} o ON o.seq = h.seq
   WHERE o.state = 'pending'
     AND o.next_attempt_at <= now()
     AND (o.claimed_until IS NULL OR o.claimed_until <= now())
-    AND NOT EXISTS (
-      SELECT 1 FROM ${t} p WHERE p.key = o.key AND p.seq < o.seq AND p.state <> 'published'
-    )
-  ORDER BY o.seq
   LIMIT $1
   FOR UPDATE OF o SKIP LOCKED
+),
+claimed AS (
+  UPDATE ${t} o SET
+    attempts = o.attempts + 1,
+    failures = o.failures + CASE WHEN o.claim_token IS NULL THEN 0 ELSE 1 END,
+    last_error = CASE WHEN o.claim_token IS NULL THEN o.last_error ELSE $4::text END,
+    state = CASE WHEN o.claim_token IS NOT NULL AND o.failures + 1 >= $5::int THEN 'dead' ELSE 'pending' END,
+    claim_token = CASE WHEN o.claim_token IS NOT NULL AND o.failures + 1 >= $5::int THEN NULL ELSE $2::uuid END,
+    claimed_until = CASE WHEN o.claim_token IS NOT NULL AND o.failures + 1 >= $5::int THEN NULL
+                         ELSE now() + $3::float8 * interval '1 millisecond' END
+  FROM candidates c
+  WHERE o.seq = c.seq
+  RETURNING ${CLAIMED}
 )
-UPDATE ${t} o SET
-  attempts = o.attempts + 1,
-  failures = o.failures + CASE WHEN o.claim_token IS NULL THEN 0 ELSE 1 END,
-  last_error = CASE WHEN o.claim_token IS NULL THEN o.last_error ELSE $4::text END,
-  state = CASE WHEN o.claim_token IS NOT NULL AND o.failures + 1 >= $5::int THEN 'dead' ELSE 'pending' END,
-  claim_token = CASE WHEN o.claim_token IS NOT NULL AND o.failures + 1 >= $5::int THEN NULL ELSE $2::uuid END,
-  claimed_until = CASE WHEN o.claim_token IS NOT NULL AND o.failures + 1 >= $5::int THEN NULL
-                       ELSE now() + $3::float8 * interval '1 millisecond' END
-FROM candidates c
-WHERE o.seq = c.seq
-RETURNING ${CLAIMED}`,
+SELECT o.*, max(o.key COLLATE "C") OVER () AS last_key FROM claimed o`,
 
     // Settle a batch in one statement, fenced by the claim token: a relay whose lease lapsed and was
     // taken over writes nothing. Confirmed → published. Refused by the broker (counted) → retried

@@ -2,7 +2,7 @@
  * Relay throughput on this machine's brokers, for docs/delivery.md (not a test: run it by hand).
  *   npx node --conditions=oncely:source packages/outbox/src/test-throughput.ts
  * Per broker and batch size: N messages on K keys inserted first, then `relays` relays drain the
- * table; msgs/s = N / (time to the last mark).
+ * table; msgs/s = N / (time to the last mark). The last row is one hot key: one message per cycle.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectPostgres } from '@oncely/test-stores';
@@ -12,10 +12,15 @@ import { rabbitMqPublisher } from './rabbitmq.ts';
 import { relay } from './relay.ts';
 import { connectAmqp, connectNats, testExchange, testOutbox, testStream } from './test-brokers.ts';
 
-const N = 10_000;
-const KEYS = 2_000;
-
-async function measure(name: string, publisher: Publisher, topic: string, batchSize: number, relays: number) {
+async function measure(
+  name: string,
+  publisher: Publisher,
+  topic: string,
+  batchSize: number,
+  relays: number,
+  N = 10_000,
+  KEYS = 2_000,
+) {
   const { pool, box, table, drop } = await testOutbox({ max: 4 });
   const relayPool = await connectPostgres({ max: 8 });
   try {
@@ -23,7 +28,7 @@ async function measure(name: string, publisher: Publisher, topic: string, batchS
     for (let i = 0; i < N; i += 1000) {
       const tx = await pool.connect();
       await tx.query('BEGIN');
-      for (let j = i; j < i + 1000; j++) {
+      for (let j = i; j < Math.min(N, i + 1000); j++) {
         await box.add(tx, {
           topic,
           key: `k${j % KEYS}`,
@@ -60,7 +65,8 @@ async function measure(name: string, publisher: Publisher, topic: string, batchS
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE state = 'published'`);
     if (rows[0].n !== N) throw new Error(`${name}: ${rows[0].n} of ${N} published`);
     console.log(
-      `${name.padEnd(9)} batch ${String(batchSize).padStart(4)}  relays ${relays}  ${Math.round(N / seconds)} msgs/s`,
+      `${name.padEnd(9)} batch ${String(batchSize).padStart(4)}  relays ${relays}  keys ${String(KEYS).padStart(4)}  ` +
+        `${Math.round(N / seconds)} msgs/s`,
     );
   } finally {
     await relayPool.end();
@@ -89,6 +95,16 @@ try {
     );
     await measure('rabbitmq', rabbit, 'bound.bench', batch, relays);
   }
+  await measure(
+    'jetstream',
+    jetStreamPublisher({ connection: nc }),
+    stream.subject('bench'),
+    100,
+    1,
+    2000,
+    1,
+  );
+  await measure('rabbitmq', rabbit, 'bound.bench', 100, 1, 2000, 1);
 } finally {
   await rabbit.close();
   await exchange.remove();
