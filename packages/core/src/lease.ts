@@ -97,12 +97,18 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
     const now = clock();
     if (now >= deadline) {
       const reason = options.onDeadline();
-      if (reason) return end(reason);
+      if (reason) {
+        end(reason);
+        return;
+      }
       deadline = Number.POSITIVE_INFINITY;
     }
     // The event loop was held past the lease end (a long synchronous task): another request may
     // own the key by now.
-    if (now >= leaseUntil) return lose();
+    if (now >= leaseUntil) {
+      lose();
+      return;
+    }
     void renew(now);
   };
   const renew = async (now: number): Promise<void> => {

@@ -479,7 +479,14 @@ function changeWatchers(prefix: string, subscriber: RedisSubscriber | undefined)
   if (subscriber === undefined) return undefined;
   const channel = `${prefix}done`;
   const byId = new Map<string, Set<() => void>>();
-  let subscribed: Promise<void> | undefined;
+  let subscribed = false;
+  const subscribe = (): void => {
+    if (subscribed) return;
+    subscribed = true;
+    subscriber.subscribe(channel, onMessage).catch(() => {
+      subscribed = false; // polling covers it; the next watch tries again
+    });
+  };
   const onMessage = (key: string): void => {
     // `<prefix>{<id>}`
     const id = key.slice(prefix.length + 1, -1);
@@ -487,11 +494,12 @@ function changeWatchers(prefix: string, subscriber: RedisSubscriber | undefined)
   };
   return {
     watch({ id }: { id: string }, onChange: () => void): () => void {
-      subscribed ??= subscriber.subscribe(channel, onMessage).catch(() => {
-        subscribed = undefined; // polling covers it; the next watch tries again
-      });
+      subscribe();
       let set = byId.get(id);
-      if (!set) byId.set(id, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        byId.set(id, set);
+      }
       set.add(onChange);
       return () => {
         set.delete(onChange);
