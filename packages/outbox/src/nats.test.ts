@@ -166,7 +166,8 @@ describe('JetStream publisher', () => {
       outbox: box,
       publisher: jetStreamPublisher({ connection: sick, timeoutMs: 200 }),
       publishTimeoutMs: 300,
-      backoffBaseMs: 40,
+      // Long enough that "not due yet" holds on a loaded machine between two statements.
+      backoffBaseMs: 200,
       backoffMaxMs: 10_000,
       maxFailures: 1, // a single counted failure would kill them: an outage must not count
       ...quiet,
@@ -196,9 +197,9 @@ describe('JetStream publisher', () => {
       delays.push(Math.max(...rows.map((row) => Number(row.wait_ms))));
       await sleep(Math.max(...rows.map((row) => Number(row.wait_ms))) + 5);
     }
-    // 40 × 2^(attempt−1) × [0.5, 1): each attempt's delay bound doubles.
-    assert.ok(delays[0]! <= 40 && delays[1]! <= 80 && delays[2]! <= 160, `delays ${delays}`);
-    assert.ok(delays[2]! >= 60, `delays ${delays}`);
+    // 200 × 2^(attempt−1) × [0.5, 1): each attempt's delay bound doubles.
+    assert.ok(delays[0]! <= 200 && delays[1]! <= 400 && delays[2]! <= 800, `delays ${delays}`);
+    assert.ok(delays[2]! >= 300, `delays ${delays}`);
 
     await proxy.resetAll(); // the held publishes die with the connection; the client reconnects
     await proxy.resume();
