@@ -1,15 +1,17 @@
 /**
- * The `oncely` command line: `proxy`, `demo`, `keys`. The only module that writes to stdout and
- * stderr, reads the environment or handles signals; everything it runs gets a logger instead.
+ * The `oncely` command line: `proxy`, `demo`, `keys`, and `check` (run by `@oncely/check` on this
+ * module's stdout and stderr). The only module that writes to stdout and stderr, reads the
+ * environment or handles signals; everything it runs gets a logger instead.
  * Exit codes: 0 done, 1 failed, 2 invalid usage.
  */
 
 import { existsSync, readFileSync } from 'node:fs';
+import { checkCommand } from '@oncely/check';
 import { isOncelyError } from '@oncely/core';
 import { loadProxyConfig, loadStoreConfig, type ProxyConfig, UsageError } from './config.ts';
 import { startDemo } from './demo.ts';
 import { createGateway, type GatewayLogEntry } from './gateway.ts';
-import { demoHelp, keysHelp, mainHelp, proxyHelp } from './help.ts';
+import { checkHelp, demoHelp, keysHelp, mainHelp, proxyHelp } from './help.ts';
 import { listKeys, NotSupportedError, purgeExpiredKeys, showKey } from './keys.ts';
 import { type OpenedStore, openStore } from './store-from-url.ts';
 import { describeStore } from './store-spec.ts';
@@ -30,7 +32,12 @@ const processIo: CliIo = {
   cwd: process.cwd(),
 };
 
-const COMMANDS: Readonly<Record<string, () => string>> = { proxy: proxyHelp, keys: keysHelp, demo: demoHelp };
+const COMMANDS: Readonly<Record<string, () => string>> = {
+  proxy: proxyHelp,
+  keys: keysHelp,
+  demo: demoHelp,
+  check: checkHelp,
+};
 
 /** The package version, from package.json (src/ and dist/ both sit one level below it). */
 export function version(): string {
@@ -60,7 +67,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
           return 0;
         }
         const help = COMMANDS[topic];
-        if (!help) throw new UsageError(`unknown command "${topic}"; commands are proxy, demo, keys`);
+        if (!help) throw new UsageError(`unknown command "${topic}"; commands are proxy, demo, keys, check`);
         io.stdout(help());
         return 0;
       }
@@ -74,8 +81,15 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
         return await demo(rest, io);
       case 'keys':
         return await keys(rest, io);
+      case 'check':
+        return await checkCommand(rest, {
+          stdout: io.stdout,
+          stderr: io.stderr,
+          cwd: io.cwd,
+          help: checkHelp,
+        });
       default:
-        throw new UsageError(`unknown command "${command}"; commands are proxy, demo, keys`);
+        throw new UsageError(`unknown command "${command}"; commands are proxy, demo, keys, check`);
     }
   } catch (error) {
     if (error instanceof UsageError) {

@@ -3,6 +3,7 @@
  * flag shows up here, with its environment variable and default, by being added there.
  */
 
+import { CHECK_DOCS_URL, CHECK_FLAGS, type CheckFlag } from '@oncely/check';
 import { envName, PROXY_SETTINGS, type SettingSpec, STORE_SETTING } from './config.ts';
 import { STORE_FORMS } from './store-spec.ts';
 
@@ -20,6 +21,8 @@ Commands:
                and replays their responses to retries.
   demo         Run the payments demo (examples/payments) on the embedded SQLite store.
   keys         Inspect a store: keys list | keys show <key> | keys purge --expired.
+  check <url>  Audit any HTTP API's idempotency from the outside: replays, reused keys,
+               concurrent duplicates, invalid keys, disconnects.
   help <cmd>   Show the help of a command (same as oncely <cmd> --help).
 
 Options:
@@ -29,8 +32,10 @@ Options:
 Examples:
   oncely proxy --upstream http://127.0.0.1:3000 --scope-header authorization
   oncely keys show order_123:pay:1 --scope "Bearer sk_live_42"
+  oncely check http://127.0.0.1:3000/payments --header 'Authorization: Bearer sk_test_demo' \
+    --body '{"amount":1999,"currency":"eur","customer":"cus_42"}'
 
-Exit codes: 0 done, 1 failed (store or port unavailable, record not found), 2 invalid usage.
+Exit codes: 0 done, 1 failed (store or port unavailable, record not found, a check failed), 2 invalid usage.
 Docs: ${DOCS}
 `;
 }
@@ -126,5 +131,56 @@ Options:
 
 Stop it with Ctrl-C.
 Docs: ${DOCS}
+`;
+}
+
+/** A flag of `oncely check`, its description wrapped at 100 columns beside it. */
+function checkFlagLine(flag: CheckFlag): string {
+  const name = `${flag.short ? `-${flag.short}, ` : ''}--${flag.name}${flag.value ? ` ${flag.value}` : ''}`;
+  const text = `${flag.description}${flag.default === undefined ? '' : ` [default ${flag.default}]`}`;
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + word.length + 1 > 68) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  const column = ''.padEnd(32);
+  // A flag too long for the column gets its own line.
+  const head = name.length <= 28 ? [`  ${name.padEnd(30)}${lines.shift()}`] : [`  ${name}`];
+  return [...head, ...lines.map((l) => `${column}${l}`)].join('\n');
+}
+
+/** `oncely check --help`; the flags come from `@oncely/check`'s table, the one its parser reads. */
+export function checkHelp(): string {
+  return `Usage: oncely check <url> [options]
+
+Audits the idempotency of one endpoint from the outside, for any API (Oncely or not): a retry with
+the same key and body (replayed byte for byte? marked Idempotent-Replayed?), the same key with
+another body (422?), concurrent duplicates (how many ran?), a missing key, invalid keys (256
+characters, non-ASCII, two header lines), a client that disconnects mid-request then retries, and
+optionally a failing first answer (--fail-body) and another tenant (--tenant-header). Each case gets
+pass, warn, fail, info or skip, with the evidence and the IETF draft, Stripe or RFC 9110 section it
+rests on.
+
+Before it sends anything it prints how many requests it will send, to <url>'s origin only, and asks
+(--yes to skip; required when stdin is not a terminal). It never follows a redirect; --count-url must
+be on the same origin. The requests create resources: use a test tenant or test mode. Progress goes
+to stderr, the report to stdout.
+
+Options:
+${CHECK_FLAGS.map(checkFlagLine).join('\n')}
+
+Templates: {{unique}} in a body becomes a value unique to each operation (digits only); the same key
+always sends the same bytes. Durations: 500ms, 30s, 2m.
+
+Example (the demo of npm start):
+  oncely check http://127.0.0.1:3000/payments --header 'Authorization: Bearer sk_test_demo' \\
+    --body '{"amount":1999,"currency":"eur","customer":"cus_42"}' --yes
+
+Exit codes: 0 no case failed, 1 a case failed (or the audit could not run), 2 invalid usage.
+Docs: ${CHECK_DOCS_URL}
 `;
 }
