@@ -192,6 +192,127 @@ describe('engine: store calls are bounded and an abandoned acquire leaves no orp
   });
 });
 
+describe('engine: the execution bound and a completion that keeps failing', () => {
+  it('keeps a result that arrives after the bound while no retry took the key: no second run', async () => {
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    const events: OncelyEvent[] = [];
+    const oncely = createOncely({
+      store,
+      leaseMs: 1000,
+      maxExecutionMs: 100,
+      onEvent: (e) => events.push(e),
+    });
+    const owner = expectExecute(await oncely.begin(request));
+    await sleep(150); // past the bound: the signal aborted, renewals stopped, the lease still runs
+    assert.ok(owner.signal.aborted);
+    assert.equal((owner.signal.reason as { code?: string }).code, 'ERR_ONCELY_EXECUTION_TIMEOUT');
+    assert.ok(events.some((e) => e.type === 'execution_timeout'));
+    assert.equal(await owner.commit(created), 'stored', 'fenced by its token, and still its own key');
+    assert.equal((await oncely.begin(request)).kind, 'replay', 'the retry replays instead of running again');
+  });
+
+  it('refuses a result that arrives after a retry took the key over (timed_out), and keeps the retry', async () => {
+    let offset = 0;
+    const store = memoryStore({ sweepIntervalMs: 0 });
+    const oncely = createOncely({
+      store,
+      leaseMs: 1000,
+      maxExecutionMs: 100,
+      clock: () => Date.now() + offset,
+    });
+    const owner = expectExecute(await oncely.begin(request));
+    await sleep(150);
+    offset = 5000; // the abandoned run's lease has lapsed: a retry takes the key over
+    const retry = expectExecute(await oncely.begin(request));
+    assert.ok(retry.takeover);
+    assert.equal(await owner.commit(created), 'timed_out');
+    assert.equal(
+      await retry.commit({ ...created, body: new TextEncoder().encode('{"id":"pay_2"}') }),
+      'stored',
+    );
+    const replay = await oncely.begin(request);
+    assert.equal(
+      replay.kind === 'replay' && new TextDecoder().decode(replay.response.body),
+      '{"id":"pay_2"}',
+    );
+  });
+
+  it('gives up retrying a completion the store keeps refusing, and lets the lease lapse', async () => {
+    const inner = memoryStore({ sweepIntervalMs: 0 });
+    const store: Store = {
+      name: 'refusing',
+      acquire: (input) => inner.acquire(input),
+      complete: async () => {
+        throw new Error('this record cannot be written');
+      },
+      extend: (input) => inner.extend(input),
+      release: (input) => inner.release(input),
+      get: (input) => inner.get(input),
+      close: () => inner.close(),
+    };
+    const oncely = createOncely({ store, leaseMs: 200, maxExecutionMs: 300 });
+    const owner = expectExecute(await oncely.begin(request));
+    assert.equal(await owner.commit(created), 'pending');
+    const started = Date.now();
+    await oncely.drain();
+    const took = Date.now() - started;
+    // Three leases (600 ms) at least, then no more renewals: never until retention ends.
+    assert.ok(took >= 500 && took < 3000, `gave up after ${took} ms`);
+    await sleep(250); // the lease lapses
+    const retry = await oncely.begin(request);
+    assert.equal(retry.kind, 'execute', 'the key is free for a retry once the lease lapsed');
+  });
+
+  it('reports a landed completion as completed even when a renewal saw it first', async () => {
+    const inner = memoryStore({ sweepIntervalMs: 0 });
+    let lose = 1;
+    const store: Store = {
+      name: 'lossy',
+      acquire: (input) => inner.acquire(input),
+      complete: async (input) => {
+        const ok = await inner.complete(input);
+        if (lose-- > 0) throw new Error('ECONNRESET');
+        return ok;
+      },
+      extend: (input) => inner.extend(input),
+      release: (input) => inner.release(input),
+      get: (input) => inner.get(input),
+      close: () => inner.close(),
+    };
+    const events: OncelyEvent[] = [];
+    // Renewals every 20 ms: the first one after the lost reply is refused (the record is completed)
+    // before the completion retry, 50 ms later, looks.
+    const oncely = createOncely({ store, leaseMs: 60, onEvent: (e) => events.push(e) });
+    const owner = expectExecute(await oncely.begin(request));
+    assert.equal(await owner.commit(created), 'pending');
+    await oncely.drain();
+    assert.ok(
+      events.some((e) => e.type === 'completed'),
+      events.map((e) => e.type).join(','),
+    );
+    assert.equal((await oncely.begin(request)).kind, 'replay');
+  });
+
+  it('waits by polling when the store cannot watch (its watch throws)', async () => {
+    const inner = memoryStore({ sweepIntervalMs: 0 });
+    const store: Store = {
+      ...inner,
+      watch: () => {
+        throw new Error('subscriber not ready');
+      },
+    };
+    const oncely = createOncely({ store, concurrency: 'wait', maxWaitMs: 3000, waitPollMs: 20 });
+    const owner = expectExecute(await oncely.begin(request));
+    const first = oncely.begin(request);
+    const second = oncely.begin(request);
+    await sleep(60);
+    await owner.commit(created);
+    const started = Date.now();
+    assert.deepEqual([(await first).kind, (await second).kind], ['replay', 'replay']);
+    assert.ok(Date.now() - started < 1000);
+  });
+});
+
 describe('engine: waiting for a duplicate', () => {
   it('200 waiters of one key share one watcher: store calls per waiter-second stay far below one', async () => {
     const s = stallable();

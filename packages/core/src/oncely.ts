@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { bounded, sleep } from './bounded.ts';
+import { bounded } from './bounded.ts';
 import { cachePredicate } from './cache-policy.ts';
 import { OncelyError } from './errors.ts';
 import type { OncelyEvent, StoreOperation } from './events.ts';
@@ -42,8 +42,9 @@ export type CommitOutcome =
   /** Fail-open execution with the store down: nothing is recorded. */
   | 'unrecorded'
   /**
-   * The work ran past `maxExecutionMs`; its signal was aborted and it was abandoned. Nothing was
-   * written: its key frees when the lease lapses, and its outcome is never kept or replayed.
+   * The work ran past `maxExecutionMs` (its signal was aborted) and nothing was written: a retry had
+   * taken its key over by the time it returned, or it failed and its key is left to lapse. A late
+   * result lands, as `stored`, only while the key is still its own.
    */
   | 'timed_out';
 
@@ -147,8 +148,13 @@ export function createOncely(options: OncelyOptions): Oncely {
   const clock = (): number => Math.floor(opts.clock());
   const keep = cachePredicate(opts.cache);
   const pending = new Set<Promise<unknown>>();
-  // An acquire must answer with most of its lease left, or the new owner could lose it at once.
-  const acquireTimeoutMs = Math.max(1, Math.min(opts.storeTimeoutMs, Math.floor(opts.leaseMs / 2)));
+  // An acquire must answer with most of its lease left, or the new owner could lose it at once; but
+  // never less than 100 ms, or a short lease would turn every slow moment of the store into a 503.
+  // An acquire that answers after its lease ended anyway is caught below.
+  const acquireTimeoutMs = Math.max(
+    1,
+    Math.min(opts.storeTimeoutMs, Math.max(100, Math.floor(opts.leaseMs / 2))),
+  );
   const call = <T>(operation: StoreOperation | 'get', promise: Promise<T>): Promise<T> =>
     bounded(promise, opts.storeTimeoutMs, operation);
 
@@ -276,6 +282,15 @@ export function createOncely(options: OncelyOptions): Oncely {
       }
 
       let record = result.record;
+      if (result.acquired && clock() >= record.leaseUntil) {
+        // Won, but too late: the lease it asked for is over, and another request may take the key
+        // over at any moment. Nothing ran; free it and say so, rather than start work that would
+        // lose its lease at once.
+        const error = new Error(`the store answered acquire after the lease it asked for had ended`);
+        emit({ ...base, type: 'store_error', operation: 'acquire', error });
+        freeOrphan(scope, id, token, attempt, record.leaseUntil + opts.leaseMs);
+        return storeUnavailable(id, error);
+      }
       if (result.acquired) {
         emit({ ...base, type: 'executed', takeover: result.takeover, recorded: true });
         return owner(scope, record, result.takeover, input.maxExecutionMs ?? opts.maxExecutionMs);
@@ -348,6 +363,11 @@ export function createOncely(options: OncelyOptions): Oncely {
     const { id, token } = record;
     const base = { scope, keyHash: id };
     let settled: Promise<CommitOutcome> | undefined;
+    // Past the execution bound: the signal aborted and renewals stopped, but what the work returns
+    // is still written if the key is still ours (no retry took it over): fenced by the token, as
+    // for any owner whose lease lapsed, and the only result there is. Refused, it is `timed_out`.
+    let timedOut = false;
+    const deadline = maxExecutionMs > 0 ? clock() + maxExecutionMs : Number.POSITIVE_INFINITY;
     const lease = keepLease({
       store,
       id,
@@ -362,12 +382,12 @@ export function createOncely(options: OncelyOptions): Oncely {
       // lease until the record's retention ends. Past the bound the work is abandoned: its signal
       // aborts, renewals stop and the key frees when the lease lapses. Not at once: the engine cannot
       // show that the abandoned work started no side effect, and a lapse leaves it a lease to notice
-      // its signal. Whatever it returns later is neither kept nor sent as a replay.
-      deadline: maxExecutionMs > 0 ? clock() + maxExecutionMs : Number.POSITIVE_INFINITY,
+      // its signal. Its late result lands only while no retry has taken the key over.
+      deadline,
       onDeadline: () => {
-        // Finished, its completion being retried: that is no hung work.
+        // Finished, its completion being retried: that is no hung work (the retry has its own cap).
         if (settled !== undefined) return undefined;
-        settled = Promise.resolve('timed_out');
+        timedOut = true;
         emit({ ...base, type: 'execution_timeout' });
         return new OncelyError(
           'ERR_ONCELY_EXECUTION_TIMEOUT',
@@ -403,7 +423,7 @@ export function createOncely(options: OncelyOptions): Oncely {
       lease.stop();
       if (!ok) {
         emit({ ...base, type: 'lease_lost' });
-        return 'lease_lost';
+        return timedOut ? 'timed_out' : 'lease_lost';
       }
       emit({ ...base, type: 'completed', status: response.status });
       watch.changed(id);
@@ -423,6 +443,8 @@ export function createOncely(options: OncelyOptions): Oncely {
 
     const complete = async (response: StoredResponse): Promise<CommitOutcome> => {
       if (!keep(response.status)) {
+        // Abandoned work that failed is left to its lease, like any abandoned work (see above).
+        if (timedOut) return 'timed_out';
         return (await release(response.status)) ? 'released' : 'lease_lost';
       }
       const input = completeInput(response);
@@ -432,14 +454,20 @@ export function createOncely(options: OncelyOptions): Oncely {
         emit({ ...base, type: 'store_error', operation: 'complete', error });
       }
       // The work has run. Never release here: that would invite a second run. Keep the lease alive
-      // (renewal goes on) and retry until the completion lands or the lease is gone.
-      const retry = (async () => {
+      // (renewal goes on) and retry until the completion lands or the lease is gone, for as long as
+      // the execution bound allows and at least three leases: a store that keeps refusing this one
+      // write while it renews must not hold the key until its retention ends.
+      const giveUpAt = Math.max(
+        deadline === Number.POSITIVE_INFINITY ? 0 : deadline,
+        clock() + 3 * opts.leaseMs,
+      );
+      const retry = (async (): Promise<CommitOutcome> => {
         for (
           let delay = 50;
-          lease.held;
+          lease.held && clock() < giveUpAt;
           delay = Math.min(delay * 2, Math.max(50, Math.floor(opts.leaseMs / 3)))
         ) {
-          await sleep(delay);
+          await backgroundSleep(delay);
           if (!lease.held) break;
           try {
             let ok = await call('complete', store.complete(input));
@@ -451,7 +479,16 @@ export function createOncely(options: OncelyOptions): Oncely {
             emit({ ...base, type: 'store_error', operation: 'complete', error });
           }
         }
-        return 'lease_lost' as const;
+        // Gave up, or the lease went (a renewal refused: possibly because the first attempt landed
+        // after all and the record is completed). Look once before saying it was lost.
+        lease.stop();
+        try {
+          if (await completedByUs()) return landed(response, true);
+        } catch (error) {
+          emit({ ...base, type: 'store_error', operation: 'get', error });
+        }
+        emit({ ...base, type: 'lease_lost' });
+        return 'lease_lost';
       })();
       pending.add(retry);
       void retry.finally(() => pending.delete(retry));
@@ -484,7 +521,10 @@ export function createOncely(options: OncelyOptions): Oncely {
         return attempt;
       },
       async abort() {
-        settled ??= release().then((ok) => (ok ? 'released' : 'lease_lost'));
+        // Abandoned at the bound: the key frees when the lease lapses, not at once (see above).
+        settled ??= timedOut
+          ? Promise.resolve('timed_out')
+          : release().then((ok) => (ok ? 'released' : 'lease_lost'));
         await settled;
       },
       clientGone() {

@@ -40,7 +40,7 @@ export interface OncelyOptions {
    * The longest one execution may hold its key. The lease frees the key of a dead process; this
    * frees the key of a live one whose work never settles. Past it the work's `signal` aborts with
    * `ERR_ONCELY_EXECUTION_TIMEOUT`, renewals stop and the key frees when the lease lapses; a late
-   * result is not kept. Make it longer than any legitimate run: work it cuts short may run again on
+   * result is kept only while no retry has taken the key over. Make it longer than any legitimate run: work it cuts short may run again on
    * a retry. The default is Node's own `server.requestTimeout`, past which a Node server has already
    * dropped the request. 0 turns the bound off. Per call: `begin({ maxExecutionMs })`.
    * @default 300_000 (5 min)

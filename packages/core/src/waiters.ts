@@ -116,11 +116,16 @@ export function waiters(options: WaitersOptions): Waiters {
       };
       watcher = created;
       watchers.set(id, created);
-      // A store that can tell (Redis pub/sub) wakes the watcher at once; polling stays the fallback.
-      created.unwatch = store.watch?.({ id }, () => {
-        if (watchers.get(id) === created) schedule(id, created, 0);
-      });
       schedule(id, created, options.pollMs);
+      // A store that can tell (Redis pub/sub) wakes the watcher at once; polling stays the fallback,
+      // and is all there is when watching fails.
+      try {
+        created.unwatch = store.watch?.({ id }, () => {
+          if (watchers.get(id) === created) schedule(id, created, 0);
+        });
+      } catch (error) {
+        options.onStoreError(id, error);
+      }
     }
     const own = watcher;
     return new Promise<WaitResult>((resolve) => {

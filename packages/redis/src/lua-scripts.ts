@@ -87,8 +87,9 @@ return 1`,
 
 // After complete and release: tell waiters in any process, on the store's one channel `<prefix>done`
 // (the key name is `<prefix>{<id>}`), that the record changed. Classic pub/sub, so on a cluster the
-// message reaches subscribers on every node; with nobody subscribed it costs the server next to
-// nothing, and it adds no round trip. `pcall`, last: a script's writes are not rolled back by a
+// message reaches subscribers on every node, and travels the cluster bus to every node whether or
+// not anyone subscribed (one small message per completion and node); on a single server, with
+// nobody subscribed, it costs next to nothing. It adds no round trip. `pcall`, last: a script's writes are not rolled back by a
 // later error, so a user whose ACL does not grant PUBLISH on the channel must not turn a completion
 // that landed into a failed one. Without the grant, waiters simply poll.
 const NOTIFY = `redis.pcall('PUBLISH', string.match(KEYS[1], '^(.*){') .. 'done', KEYS[1])`;

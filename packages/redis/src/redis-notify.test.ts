@@ -105,6 +105,26 @@ describe('Redis store: waiters hear of a completion through pub/sub', () => {
     if (decision.kind === 'execute') await decision.abort();
   });
 
+  it('leaves no listener behind when subscribing fails (a NOPERM on the channel)', async () => {
+    const listeners = new Set<unknown>();
+    const failing = {
+      status: 'ready',
+      subscribe: async () => {
+        throw new Error("NOPERM this user has no permissions to access the 'oncely:done' channel");
+      },
+      unsubscribe: async () => {},
+      on: (_event: string, listener: unknown) => listeners.add(listener),
+      off: (_event: string, listener: unknown) => listeners.delete(listener),
+    };
+    const store = redisStore({ client: { send: async () => null }, subscriber: failing });
+    for (let i = 0; i < 30; i++) {
+      const stop = store.watch?.({ id: `id${i}` }, () => {});
+      await sleep(1);
+      stop?.();
+    }
+    assert.equal(listeners.size, 0);
+  });
+
   it('refuses a subscriber that is not a Redis client', () => {
     assert.throws(() => redisStore({ client: { send: async () => null }, subscriber: 42 }), /subscriber/);
   });

@@ -53,7 +53,14 @@ export function toRedisSubscriber(client: unknown): RedisSubscriber | undefined 
         };
         listeners.set(channel, listener);
         redis.on('message', listener);
-        await redis.subscribe(channel);
+        try {
+          await redis.subscribe(channel);
+        } catch (error) {
+          // Not subscribed (a NOPERM on the channel, a lost connection): no listener stays behind.
+          redis.off('message', listener);
+          listeners.delete(channel);
+          throw error;
+        }
       },
       unsubscribe: async (channel) => {
         const listener = listeners.get(channel);
