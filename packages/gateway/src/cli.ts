@@ -147,6 +147,8 @@ async function proxy(args: readonly string[], io: CliIo): Promise<number> {
   const log = logger(io);
   const opened = await openStore(config.store, {
     onError: (error) => log({ level: 'warn', msg: 'store_connection', error: error.message }),
+    // Waiters hear of completions in other gateways at once (Redis pub/sub).
+    subscribe: config.concurrency === 'wait',
   }).catch((error: unknown) => {
     throw new Error(`cannot open the store ${describeStore(config.store)}: ${(error as Error).message}`, {
       cause: error,

@@ -29,6 +29,12 @@ export interface OpenStoreOptions {
   onError?: (error: Error) => void;
   /** How long a connection attempt or a command may take before it fails. @default 5_000 */
   timeoutMs?: number;
+  /**
+   * Redis: open a second connection in subscriber mode, so requests waiting for a duplicate
+   * (`--concurrency wait`) hear of completions in other gateways at once instead of at their next
+   * poll. @default false
+   */
+  subscribe?: boolean;
 }
 
 /**
@@ -60,13 +66,24 @@ export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {})
       });
       // Without a listener ioredis prints every connection error to the console.
       client.on('error', onError);
-      const store = redisStore({ client, ...(spec.prefix === undefined ? {} : { prefix: spec.prefix }) });
+      // Subscriber mode takes a connection of its own; without commandTimeout, which would cut the
+      // subscription itself.
+      const subscriber = options.subscribe
+        ? new Redis(spec.url, { maxRetriesPerRequest: 1, connectTimeout: timeoutMs })
+        : undefined;
+      subscriber?.on('error', onError);
+      const store = redisStore({
+        client,
+        ...(spec.prefix === undefined ? {} : { prefix: spec.prefix }),
+        ...(subscriber ? { subscriber } : {}),
+      });
       return {
         store,
         spec,
         client,
         close: async () => {
           await store.close();
+          subscriber?.disconnect();
           client.disconnect();
         },
       };
