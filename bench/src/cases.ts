@@ -22,6 +22,10 @@ export interface Case {
 
 export const FRAMEWORKS: readonly Framework[] = ['express', 'fastify', 'hono'];
 export const STORES: readonly StoreKind[] = ['memory', 'sqlite', 'redis', 'postgres'];
+/** NestJS on each of its platforms, bare and with @oncely/nestjs (memory and Redis). */
+export const NEST_FRAMEWORKS: readonly Framework[] = ['nest-express', 'nest-fastify'];
+const NEST_STORES: readonly StoreKind[] = ['memory', 'redis'];
+const platformOf = (framework: Framework): string => framework.replace(/^nest-/, '');
 const PEERS = [
   ['express-idempotency', 'express-idempotency + redis adapter'],
   ['node-idempotency', '@node-idempotency/core + redis'],
@@ -57,6 +61,31 @@ export function allCases(): Case[] {
       }
     }
   }
+  for (const framework of NEST_FRAMEWORKS) {
+    cases.push({
+      id: `${framework}-bare`,
+      group: 'baseline',
+      framework,
+      variant: 'bare',
+      path: 'bare',
+      baseline: `${framework}-bare`,
+      label: `nest on ${platformOf(framework)} (bare)`,
+    });
+    for (const store of NEST_STORES) {
+      for (const path of ['first', 'replay'] as const) {
+        cases.push({
+          id: `${framework}-oncely-${store}-${path}`,
+          group: 'oncely',
+          framework,
+          variant: 'oncely',
+          store,
+          path,
+          baseline: `${framework}-bare`,
+          label: `@oncely/nestjs on ${platformOf(framework)} + ${store}`,
+        });
+      }
+    }
+  }
   for (const path of ['first', 'replay'] as const) {
     cases.push({
       id: `gateway-memory-${path}`,
@@ -88,13 +117,16 @@ export function allCases(): Case[] {
 
 /**
  * Quick mode (under 3 minutes): every baseline, peer and gateway case; Oncely on Express (the peers'
- * framework) with every store, on Fastify with memory and Redis, on Hono with memory.
+ * framework) with every store, on Fastify with memory and Redis, on Hono and on Nest (both
+ * platforms) with memory.
  */
 export function quickCases(): Case[] {
   const keep: Record<string, readonly string[]> = {
     express: STORES,
     fastify: ['memory', 'redis'],
     hono: ['memory'],
+    'nest-express': ['memory'],
+    'nest-fastify': ['memory'],
   };
   return allCases().filter((c) => c.group !== 'oncely' || (keep[c.framework] ?? []).includes(c.store ?? ''));
 }

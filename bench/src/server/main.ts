@@ -28,6 +28,9 @@ if (spec.framework === 'express') {
 } else if (spec.framework === 'fastify') {
   const { startFastify } = await import('./fastify-app.ts');
   ({ port, close } = await startFastify(spec));
+} else if (spec.framework === 'nest-express' || spec.framework === 'nest-fastify') {
+  const { startNest } = await import('./nest-app.ts');
+  ({ port, close } = await startNest(spec));
 } else {
   const { startHono } = await import('./hono-app.ts');
   ({ port, close } = await startHono(spec));

@@ -1,5 +1,5 @@
 /** What a child server process runs: sent to it as JSON in argv, so the parent and child agree on one shape. */
-export type Framework = 'express' | 'fastify' | 'hono';
+export type Framework = 'express' | 'fastify' | 'hono' | 'nest-express' | 'nest-fastify';
 export type Variant = 'bare' | 'oncely' | 'express-idempotency' | 'node-idempotency' | 'powertools';
 export type StoreKind = 'memory' | 'sqlite' | 'redis' | 'postgres';
 
