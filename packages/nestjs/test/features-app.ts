@@ -174,6 +174,17 @@ export class FeatureController {
     return { n: this.counts.run('put') };
   }
 
+  /** A content type no parser of Express's reads: the handler reads the stream (Fastify parses text itself). */
+  @Post('text')
+  @HttpCode(200)
+  async text(@Req() req: AsyncIterable<Buffer> & { body?: unknown }) {
+    this.counts.run('text');
+    if (typeof req.body === 'string') return `got ${req.body}`;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk);
+    return `got ${Buffer.concat(chunks).toString()}`;
+  }
+
   @Post('signal')
   signal(@Req() req: object) {
     const context = idempotencyOf(req);
