@@ -626,7 +626,9 @@ export function describeHttpBehaviour(suite: HttpBehaviourOptions): void {
       const key = newKey();
       const started = Date.now();
       const stalled = send('/slow?ms=2500', { key });
-      await sleep(50);
+      // Until the first handler runs (it holds the key then), not a fixed sleep: on a loaded
+      // machine 50 ms was sometimes not enough, and the first acquire then saw the jumped clock.
+      while (app.count('slow') === 0 && Date.now() - started < 2000) await sleep(5);
       offset = 10_000; // as far as the store can tell, the first owner's lease has lapsed
       const takeover = send('/slow?ms=2500', { key });
       const first = await stalled;
