@@ -8,9 +8,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { CallHandler, ExecutionContext, NestInterceptor, OnApplicationShutdown } from '@nestjs/common';
 import { headerPairs } from '@oncely/core';
-import { badTarget, requestInfo } from '@oncely/core/node';
+import { badTarget, captureResponse, requestInfo } from '@oncely/core/node';
 import { catchError, from, mergeMap, type Observable, of, throwError } from 'rxjs';
-import { captureResponse, sendDecided } from './capture.ts';
+import { sendDecided } from './capture.ts';
 import type { OncelyRequest, ResolvedModuleOptions } from './options.ts';
 import { requestBody } from './request-body.ts';
 import type { Routes } from './routes.ts';
@@ -85,7 +85,7 @@ export class OncelyInterceptor implements NestInterceptor, OnApplicationShutdown
     }
     request.idempotency = { signal: decision.signal, key: decision.key, keyHash: decision.keyHash };
     const { maxResponseBytes } = route.http.oncely.options;
-    const capture = captureResponse(req.method ?? 'POST', res, { decision, maxResponseBytes });
+    const capture = captureResponse(res, { decision, maxResponseBytes, method: req.method ?? 'POST' });
     // A thrown error (an HttpException too) is no response to keep: the key is released first, so
     // the client's retry after the error response runs again; then Nest's exception filters answer.
     return next

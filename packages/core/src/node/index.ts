@@ -5,6 +5,11 @@
  * export stays free of Node-only modules, so it also runs on Workers, Deno and Bun; the rules that
  * need no Node object (`bodyAllowed`, `splitTarget`, `headerPairs` …) are exported there.
  */
+export {
+  type CaptureResponseOptions,
+  captureResponse,
+  type ResponseCapture,
+} from './capture-response.ts';
 export { onClientGone } from './client-gone.ts';
 export { clientSignal } from './client-signal.ts';
 export { flatHeaders, rawHeaderPairs } from './header-lines.ts';
