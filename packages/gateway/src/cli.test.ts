@@ -120,6 +120,40 @@ describe('oncely exit codes', () => {
     assert.match(fromEnv.stderr, /--max-body \(from ONCELY_MAX_BODY\): "big" is not a size/);
   });
 
+  it('exits 1 with the reason, as a JSON line, when the store does not answer at start-up', {
+    timeout: 30_000,
+  }, async () => {
+    // A port nothing listens on: nothing is started, nothing is stopped.
+    const { createServer } = await import('node:net');
+    const probe = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => probe.once('listening', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const started = Date.now();
+    const { code, stdout, stderr } = await runCli([
+      'proxy',
+      '--upstream',
+      'http://127.0.0.1:1',
+      '--port',
+      '0',
+      '--store',
+      `redis://127.0.0.1:${port}`,
+      '--store-wait',
+      '800ms',
+    ]);
+    assert.equal(code, 1, `${stdout}${stderr}`);
+    assert.ok(Date.now() - started < 15_000);
+    assert.doesNotMatch(stdout, /listening on/, 'it never listened');
+    const line = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; level?: string; error?: string })
+      .find((entry) => entry.msg === 'store_unavailable');
+    assert.ok(line, `a store_unavailable line: ${stdout}`);
+    assert.equal(line.level, 'error');
+    assert.match(line.error ?? '', /did not answer within 800ms/);
+  });
+
   it('exits 1 when the port is taken', { timeout: 30_000 }, async () => {
     const first = await startGatewayProcess([
       'proxy',

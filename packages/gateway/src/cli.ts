@@ -7,7 +7,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { checkCommand } from '@oncely/check';
-import { isOncelyError } from '@oncely/core';
+import { isOncelyError, type Store } from '@oncely/core';
 import { loadProxyConfig, loadStoreConfig, type ProxyConfig, UsageError } from './config.ts';
 import { startDemo } from './demo.ts';
 import { createGateway, type GatewayLogEntry } from './gateway.ts';
@@ -129,6 +129,7 @@ function printable(config: ProxyConfig): Record<string, unknown> {
     'max-response': formatSize(config.maxResponseBytes),
     'upstream-timeout': formatDuration(config.upstreamTimeoutMs),
     'upstream-idle-timeout': formatDuration(config.upstreamIdleTimeoutMs),
+    'store-wait': formatDuration(config.storeWaitMs),
     'admin-prefix': config.adminPrefix,
   };
 }
@@ -154,6 +155,18 @@ async function proxy(args: readonly string[], io: CliIo): Promise<number> {
       cause: error,
     });
   });
+  // Serve only once the store answers: a gateway that listened on an unreachable store would
+  // answer every recorded request 503 while health checks and deploys took it for up.
+  const unavailable = await storeUnavailable(opened.store, config.storeWaitMs);
+  if (unavailable !== undefined) {
+    log({
+      level: 'error',
+      msg: 'store_unavailable',
+      error: `the store ${describeStore(config.store)} did not answer within ${formatDuration(config.storeWaitMs)}: ${unavailable}`,
+    });
+    await opened.close().catch(() => {});
+    return 1;
+  }
   let gateway: ReturnType<typeof createGateway>;
   try {
     gateway = createGateway({
@@ -381,5 +394,33 @@ async function keys(args: readonly string[], io: CliIo): Promise<number> {
     throw error;
   } finally {
     await opened.close();
+  }
+}
+
+/**
+ * Ask the store for a record that does not exist until it answers or `waitMs` passed; the reason of
+ * the last failure, or `undefined` once it answered.
+ */
+async function storeUnavailable(store: Store, waitMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + waitMs;
+  let last = 'no answer';
+  for (;;) {
+    const left = deadline - Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        store.get({ id: '0'.repeat(64), now: Date.now() }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer')), Math.max(1, Math.min(2000, left)));
+        }),
+      ]);
+      return undefined;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (Date.now() + 250 >= deadline) return last;
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }

@@ -143,6 +143,7 @@ describe('proxy settings', () => {
       maxResponseBytes: 1_048_576,
       upstreamTimeoutMs: 60_000,
       upstreamIdleTimeoutMs: 4_000,
+      storeWaitMs: 10_000,
       adminPrefix: '/_oncely',
     });
   });

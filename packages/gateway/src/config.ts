@@ -166,6 +166,13 @@ export const PROXY_SETTINGS: readonly SettingSpec[] = [
     description: "Close idle upstream connections after this; keep it below the upstream's own.",
   },
   {
+    name: 'store-wait',
+    type: 'string',
+    value: '<duration>',
+    default: '10s',
+    description: 'At start-up, how long to wait for the store to answer before exiting with 1.',
+  },
+  {
     name: 'admin-prefix',
     type: 'string',
     value: '<path>',
@@ -201,6 +208,7 @@ export interface ProxyConfig {
   maxResponseBytes: number;
   upstreamTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
+  storeWaitMs: number;
   adminPrefix: string;
 }
 
@@ -496,6 +504,7 @@ export function loadProxyConfig(
     maxResponseBytes: read.parsed('max-response', parseSize)!,
     upstreamTimeoutMs: read.parsed('upstream-timeout', parseTimeout)!,
     upstreamIdleTimeoutMs: read.parsed('upstream-idle-timeout', parseTimeout)!,
+    storeWaitMs: read.parsed('store-wait', parseTimeout)!,
     adminPrefix: read.parsed('admin-prefix', parsePrefix)!,
   };
   return { help: false, config, positionals, flags };
