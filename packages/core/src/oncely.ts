@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { bounded } from './bounded.ts';
+import { bounded, StoreTimeoutError } from './bounded.ts';
 import { cachePredicate } from './cache-policy.ts';
 import { OncelyError } from './errors.ts';
 import type { OncelyEvent, StoreOperation } from './events.ts';
@@ -235,7 +235,9 @@ export function createOncely(options: OncelyOptions): Oncely {
       id,
       new OncelyError(
         'ERR_ONCELY_STORE_UNAVAILABLE',
-        'The idempotency store could not be reached; nothing was run.',
+        unreachable(error)
+          ? 'The idempotency store could not be reached; nothing was run.'
+          : 'The idempotency store answered with an error (see the server log); nothing was run.',
         {
           cause: error,
           retryAfter: opts.retryAfterSeconds,
@@ -568,4 +570,32 @@ function backgroundSleep(ms: number): Promise<void> {
     const timer = setTimeout(resolve, ms);
     (timer as { unref?: () => void }).unref?.();
   });
+}
+
+/** Codes of a store that cannot be reached, as opposed to one that answered with an error. */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/**
+ * Whether a store failure means "could not be reached" (a connection failure, a timeout, a closed
+ * client) rather than an answer that was an error: a missing table (`migrate()` never ran), a
+ * permission, a wrong schema. The problem says which, so an operator is not sent to look at the
+ * network when the fix is a migration; the error itself is in the `store_error` event.
+ */
+function unreachable(error: unknown): boolean {
+  if (error instanceof StoreTimeoutError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true;
+  const message = error instanceof Error ? error.message : String(error);
+  // ioredis and node-redis say so in words; pg's pool too ("Connection terminated").
+  return /connection|closed|timeout|timed out|not connected|socket/i.test(message);
 }
