@@ -34,8 +34,29 @@ const { values: args } = parseArgs({
     'skip-memory': { type: 'boolean', default: false },
     'skip-correctness': { type: 'boolean', default: false },
     'write-docs': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(`usage: npm run bench -- [options]
+
+Every case in turn on this machine (loopback only, bounded in time): Oncely against the bare
+frameworks and peer libraries, side by side in one run, with a correctness check per case.
+
+  --quick              one short repeat per case (about 2.5 min), results not written to docs
+  --only A,B           only these cases (the bare baselines always run)
+  --repeats N          repeats per case (default 3, quick 1)
+  --duration S         seconds of load per repeat (default 5, quick 1.2)
+  --skip-memory        skip the memory measurements
+  --skip-correctness   skip the concurrent-duplicates check
+  --write-docs         write docs/benchmarks.md (default: on for full runs, off with --quick)
+  -h, --help           this text
+
+Writes bench/results/<date>.json; a full run also updates docs/benchmarks.md. For one case under
+the profiler: npm run bench:profile -- --help
+`);
+  process.exit(0);
+}
 
 const quick = args.quick ?? false;
 const plan = {

@@ -238,8 +238,25 @@ if (import.meta.main) {
       seed: { type: 'string' },
       'time-limit': { type: 'string' },
       dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    console.log(`usage: npm run demo:storm -- [options]
+
+Payments through a fault-injecting proxy to the demo, then an audit of the demo's own tables.
+
+  --payments N        logical payments to make (default ${STORM_DEFAULTS.payments})
+  --workers N         payments in flight at once (default ${STORM_DEFAULTS.workers})
+  --no-idempotency    the control run: the demo without Oncely (its double charges are expected)
+  --seed N            seed of the proxy's fault sequence (default: random, printed)
+  --time-limit S      give up after S seconds (default ${STORM_DEFAULTS.timeLimitMs / 1000})
+  --dir PATH          where the demo keeps its files (default: a temp dir, removed afterwards)
+  -h, --help          this text
+
+Exit code 1 when a run with idempotency is not exactly once.`);
+    process.exit(0);
+  }
   const idempotency = !values['no-idempotency'] && process.env.ONCELY_STORM_IDEMPOTENCY !== 'off';
   const report = await runStorm({
     payments: positiveInteger('payments', values.payments, STORM_DEFAULTS.payments),
