@@ -176,19 +176,31 @@ async function serverCpu(pids: readonly number[]): Promise<number> {
 
 const samples: RunSample[] = [];
 const notRun = new Map<string, string>();
+// Progress: case i of n, and the time left at the pace so far.
+const total = plan.repeats * cases.length;
+const measureStarted = Date.now();
+let done = 0;
+const progress = (): string => {
+  done++;
+  const left = ((Date.now() - measureStarted) / done) * (total - done);
+  return `case ${done} of ${total}, about ${Math.ceil(left / 1000)} s left`;
+};
 for (let repeat = 0; repeat < plan.repeats; repeat++) {
   for (const c of orderFor(cases, repeat)) {
-    if (notRun.has(c.id)) continue;
+    if (notRun.has(c.id)) {
+      done++;
+      continue;
+    }
     const t0 = Date.now();
     try {
       const sample = await measure(c, repeat);
       samples.push(sample);
       log(
-        `[${repeat + 1}/${plan.repeats}] ${c.id.padEnd(42)} ${Math.round(sample.rps).toString().padStart(6)} req/s  p50 ${sample.p50} ms  p99 ${sample.p99} ms  errors ${sample.errors}  non-2xx ${sample.non2xx}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+        `[${repeat + 1}/${plan.repeats}] ${c.id.padEnd(42)} ${Math.round(sample.rps).toString().padStart(6)} req/s  p50 ${sample.p50} ms  p99 ${sample.p99} ms  errors ${sample.errors}  non-2xx ${sample.non2xx}  (${((Date.now() - t0) / 1000).toFixed(1)} s; ${progress()})`,
       );
     } catch (error) {
       notRun.set(c.id, (error as Error).message);
-      log(`[${repeat + 1}/${plan.repeats}] ${c.id}: NOT RUN: ${(error as Error).message}`);
+      log(`[${repeat + 1}/${plan.repeats}] ${c.id}: NOT RUN: ${(error as Error).message} (${progress()})`);
     }
   }
 }
