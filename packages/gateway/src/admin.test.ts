@@ -73,6 +73,20 @@ describe('gateway admin endpoints and logs', () => {
     assert.equal(ok.upstream.received.length + failing.upstream.received.length, 0, 'never proxied');
   });
 
+  it('answers /livez without asking the store, and /readyz like /healthz', { timeout: 20_000 }, async () => {
+    // A store that is down must not make an orchestrator restart the gateway: liveness stays 200.
+    const failing = await gateway({ store: brokenGet('throws') });
+    const live = await send(failing.url, '/_oncely/livez', { method: 'GET' });
+    assert.equal(live.status, 200);
+    assert.deepEqual(live.json(), { status: 'ok' });
+    const ready = await send(failing.url, '/_oncely/readyz', { method: 'GET' });
+    assert.equal(ready.status, 503);
+    assert.deepEqual(ready.json(), { status: 'unavailable', store: 'broken', error: 'connection refused' });
+    const ok = await gateway({ store: memoryStore({ sweepIntervalMs: 0 }) });
+    assert.equal((await send(ok.url, '/_oncely/readyz', { method: 'GET' })).status, 200);
+    assert.equal(failing.upstream.received.length, 0, 'never proxied');
+  });
+
   it('asks a store with health() whether it can write: 503 degraded when it cannot', {
     timeout: 20_000,
   }, async () => {

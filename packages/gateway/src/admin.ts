@@ -9,6 +9,9 @@ import { plainProblem, type Store } from '@oncely/core';
 import { writeResponse as send } from '@oncely/core/node';
 import type { GatewayMetrics } from './metrics.ts';
 
+/** The admin paths, under the prefix: liveness, readiness (and its older name), metrics. */
+const ENDPOINTS: ReadonlySet<string> = new Set(['/livez', '/readyz', '/healthz', '/metrics']);
+
 export interface AdminOptions {
   /** '' or a path such as `/_oncely`, without a trailing slash. */
   prefix: string;
@@ -60,7 +63,7 @@ export function adminEndpoints({ prefix, metrics, store, clock, healthTimeoutMs 
 
   return {
     owns(path) {
-      if (prefix === '') return path === '/healthz' || path === '/metrics';
+      if (prefix === '') return ENDPOINTS.has(path);
       return path === prefix || path.startsWith(`${prefix}/`);
     },
 
@@ -68,10 +71,14 @@ export function adminEndpoints({ prefix, metrics, store, clock, healthTimeoutMs 
       // Nothing is read from an admin request; drop a body if one was sent.
       req.resume();
       const endpoint = path.slice(prefix.length);
-      if (endpoint !== '/healthz' && endpoint !== '/metrics') {
+      if (!ENDPOINTS.has(endpoint)) {
         send(
           res,
-          plainProblem(404, 'Not Found', `The gateway serves ${prefix}/healthz and ${prefix}/metrics.`),
+          plainProblem(
+            404,
+            'Not Found',
+            `The gateway serves ${prefix}/livez, ${prefix}/readyz (= ${prefix}/healthz) and ${prefix}/metrics.`,
+          ),
         );
         return;
       }
@@ -89,6 +96,17 @@ export function adminEndpoints({ prefix, metrics, store, clock, healthTimeoutMs 
         });
         return;
       }
+      if (endpoint === '/livez') {
+        // Liveness does not ask the store: a Redis outage must not make an orchestrator restart
+        // every replica (they would come back to the same outage). The process answers: it lives.
+        send(res, {
+          status: 200,
+          headers: [['content-type', 'application/json'], noStore],
+          body: new TextEncoder().encode(JSON.stringify({ status: 'ok' })),
+        });
+        return;
+      }
+      // Readiness (`/readyz`, and `/healthz` as before): the store answers and can take writes.
       const { status, ...rest } = await checkStore();
       // Degraded is a 503 too: a gateway that cannot record a key cannot take keyed requests, and a
       // load balancer should send them elsewhere (passthrough traffic would still be served).

@@ -58,7 +58,8 @@ export function proxyHelp(): string {
 Runs a reverse proxy in front of <url>. Requests with a covered method (POST, PATCH) and an
 Idempotency-Key run once: the upstream's response is kept and replayed, byte for byte, to every
 retry with the same key. Everything else streams through untouched. The gateway serves
-<admin-prefix>/healthz and <admin-prefix>/metrics itself, logs one JSON line per recorded request to
+<admin-prefix>/livez (liveness, never asks the store), <admin-prefix>/readyz (= /healthz: the store
+answers and can write) and <admin-prefix>/metrics itself, logs one JSON line per recorded request to
 stdout, prints "listening on http://HOST:PORT" once ready, and stops gracefully on SIGTERM or SIGINT.
 
 Settings (flag, else environment variable, else config file, else default):
