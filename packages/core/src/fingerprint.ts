@@ -56,13 +56,7 @@ export function fingerprint(input: FingerprintInput): string {
 
 // The fields that are the same for every request, encoded once. The bytes hashed are exactly
 // those of `field(hash, utf8(value))`: one encoding, however it is computed.
-const fixedField = (value: string): Uint8Array => {
-  const bytes = encoder.encode(value);
-  const out = new Uint8Array(8 + bytes.byteLength);
-  writeLength(out, bytes.byteLength);
-  out.set(bytes, 8);
-  return out;
-};
+const fixedField = (value: string): Uint8Array => lengthPrefixed(encoder.encode(value));
 const VERSION_FIELD = fixedField(VERSION_TAG);
 const JSON_KIND_FIELD = fixedField('json');
 const RAW_KIND_FIELD = fixedField('raw');
@@ -72,7 +66,7 @@ function methodField(method: string): Uint8Array {
   let cached = methodFields.get(method);
   if (cached === undefined) {
     const upper = asciiUpperCase(method);
-    cached = LONE_SURROGATE.test(upper) ? lengthPrefixed(wtf8(upper)) : fixedField(upper);
+    cached = lengthPrefixed(wtf8(upper));
     if (methodFields.size < 32) methodFields.set(method, cached);
   }
   return cached;

@@ -112,18 +112,14 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
     void renew(now);
   };
   const renew = async (now: number): Promise<void> => {
-    const next = Math.min(now + leaseMs, expiresAt);
-    if (next <= leaseUntil) {
-      // Retention ends before this lease could be extended: the record is replaced then. Abort the
-      // work at the lease end instead of renewing into nothing.
-      watchdog = setTimeout(lose, Math.max(0, leaseUntil - now));
-      (watchdog as { unref?: () => void }).unref?.();
-      return;
-    }
-    // While the renewal is out, the lease end still stands: a renewal that neither succeeds nor
-    // fails (a pool with no free connection) must not keep the work going past it.
+    // The lease end stands while a renewal is out: one that neither succeeds nor fails (a pool with
+    // no free connection) must not keep the work going past it.
     watchdog = setTimeout(lose, Math.max(0, leaseUntil - now));
     (watchdog as { unref?: () => void }).unref?.();
+    const next = Math.min(now + leaseMs, expiresAt);
+    // Retention ends before this lease could be extended: the record is replaced then. The watchdog
+    // aborts the work at the lease end instead of renewing into nothing.
+    if (next <= leaseUntil) return;
     try {
       // Never longer than what is left of the lease: past its end the answer no longer matters.
       const wait = Math.max(1, Math.min(options.storeTimeoutMs, leaseUntil - now));
