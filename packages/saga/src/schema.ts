@@ -3,37 +3,23 @@
  * state, rewritten under `FOR UPDATE` by every transition, in the same transaction as the outbox row
  * of the next command. `deadline` is when the sweeper acts: a reply's timeout, or a retry's due time.
  */
+import { parseSqlTableName, type SqlTableName } from '@oncely/core/internal';
 import { invalid } from './definition.ts';
 
-const TABLE = /^[a-z_][a-z0-9_]{0,50}$/;
-const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
-
-/** A validated, quoted table name. */
-export interface TableName {
-  display: string;
-  sql: string;
+/** A validated, quoted table name; `index` is the sweeper's index, unquoted. */
+export interface TableName extends Pick<SqlTableName, 'display' | 'sql'> {
   index: string;
 }
 
+/** Core's one SQL table-name rule; 51 characters leave room for `_due`, like the inbox's. */
 export function tableName(value: unknown): TableName {
-  const parts = typeof value === 'string' ? value.split('.') : [];
-  const name = parts.at(-1) ?? '';
-  const schema = parts.length === 2 ? parts[0]! : undefined;
-  if (
-    parts.length < 1 ||
-    parts.length > 2 ||
-    !TABLE.test(name) ||
-    (schema !== undefined && !SCHEMA.test(schema))
-  ) {
+  const parsed = parseSqlTableName(value, { maxLength: 51 });
+  if (typeof parsed === 'string') {
     throw invalid(
       `"table" must be [schema.]table of lower-case letters, digits and underscores, got ${String(value)}`,
     );
   }
-  return {
-    display: value as string,
-    sql: schema === undefined ? `"${name}"` : `"${schema}"."${name}"`,
-    index: `${name}_due`,
-  };
+  return { display: parsed.display, sql: parsed.sql, index: parsed.indexName('due') };
 }
 
 export function schemaSql(table: TableName): string {
