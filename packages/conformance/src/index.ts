@@ -10,5 +10,6 @@ export {
   type RunningServer,
   TestApp,
 } from './http-behaviour.ts';
+export { type LineWorker, startLineWorker } from './line-worker.ts';
 export { describeStoreContract, type StoreContractOptions } from './store-contract.ts';
 export { nextMessage, type WorkerMessageBase } from './worker-messages.ts';

@@ -3,9 +3,9 @@
  * child-process harness for crash tests. An unreachable server fails the tests with a message that
  * says so; nothing is ever skipped.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
+
 import { AckPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import {
   type NatsConnection,
@@ -100,44 +100,8 @@ export async function testRabbit(): Promise<amqp.ChannelModel> {
   }
 }
 
-/** A child process running `script` with this process's execArgv, talking in stdout lines. */
-export interface Child {
-  child: ChildProcess;
-  /** Resolves with the first stdout line starting with `prefix`; rejects on `error ...` or an exit. */
-  line(prefix: string): Promise<string>;
-  exited: Promise<NodeJS.Signals | number | null>;
-}
-
-export function startChild(script: string, config: unknown): Child {
-  const child = spawn(process.execPath, [...process.execArgv, script, JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const wake of waiters.splice(0)) wake();
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
-    child.once('exit', (code, signal) => {
-      resolve(signal ?? code);
-      for (const wake of waiters.splice(0)) wake();
-    }),
-  );
-  const line = async (prefix: string): Promise<string> => {
-    for (;;) {
-      const found = lines.find((l) => l.startsWith(prefix));
-      if (found) return found;
-      const failed = lines.find((l) => l.startsWith('error'));
-      if (failed) throw new Error(`child failed: ${failed}`);
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`child exited before printing "${prefix}": ${lines.join(' | ')}`);
-      }
-      await new Promise<void>((resolve) => waiters.push(resolve));
-    }
-  };
-  return { child, line, exited };
-}
+/** A child process of a crash test: @oncely/conformance's one line worker. */
+export { type LineWorker as Child, startLineWorker as startChild } from '@oncely/conformance';
 
 /** Poll `check` until it returns true or `timeoutMs` passes (then fail with `what`). */
 export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) {

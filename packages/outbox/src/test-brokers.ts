@@ -3,8 +3,7 @@
  * own per test (tables, streams, exchanges, queues), all removed afterwards. An unreachable server
  * fails the tests with a message that says so; nothing is ever skipped.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type ConnectionOptions, type NatsConnection, connect as natsConnect } from '@nats-io/transport-node';
@@ -206,42 +205,5 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
   }
 }
 
-/** A child process running `script` with this process's execArgv, talking in JSON stdout lines. */
-export interface Child {
-  child: ChildProcess;
-  /** Every line so far. */
-  lines: string[];
-  /** Resolves with the first stdout line starting with `prefix`; rejects when the child exits first. */
-  line(prefix: string): Promise<string>;
-  exited: Promise<NodeJS.Signals | number | null>;
-}
-
-export function startChild(script: string | URL, config: unknown): Child {
-  const path = script instanceof URL ? script.pathname : script;
-  const child = spawn(process.execPath, [...process.execArgv, path, JSON.stringify(config)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const wake of waiters.splice(0)) wake();
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
-    child.once('exit', (code, signal) => {
-      resolve(signal ?? code);
-      for (const wake of waiters.splice(0)) wake();
-    }),
-  );
-  const line = async (prefix: string): Promise<string> => {
-    for (;;) {
-      const found = lines.find((l) => l.startsWith(prefix));
-      if (found) return found;
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`child exited before printing "${prefix}": ${lines.join(' | ')}`);
-      }
-      await new Promise<void>((resolve) => waiters.push(resolve));
-    }
-  };
-  return { child, lines, line, exited };
-}
+/** A child process of a crash test: @oncely/conformance's one line worker. */
+export { type LineWorker as Child, startLineWorker as startChild } from '@oncely/conformance';

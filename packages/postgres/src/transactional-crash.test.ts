@@ -3,10 +3,10 @@
 // owner's lease lapsed leaves exactly one payment and a completed record: the writes and the
 // completion commit together or not at all.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startLineWorker } from '@oncely/conformance';
 import { createOncely, isOncelyError, type OncelyEvent, recordId } from '@oncely/core';
 import type pg from 'pg';
 import { postgresStore, transactional } from './index.ts';
@@ -15,44 +15,7 @@ import type { CrashConfig } from './test-transactional-worker.ts';
 
 const worker = new URL('./test-transactional-worker.ts', import.meta.url).pathname;
 
-interface Worker {
-  child: ChildProcess;
-  /** Resolves with the first stdout line starting with `prefix`; rejects on `error ...` or an exit. */
-  line(prefix: string): Promise<string>;
-  exited: Promise<NodeJS.Signals | number | null>;
-}
-
-function startWorker(config: CrashConfig): Worker {
-  // The child inherits execArgv, so it runs .ts and resolves @oncely/core as this process does.
-  const child = spawn(process.execPath, [...process.execArgv, worker, JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line);
-    for (const wake of waiters.splice(0)) wake();
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
-    child.once('exit', (code, signal) => {
-      resolve(signal ?? code);
-      for (const wake of waiters.splice(0)) wake();
-    }),
-  );
-  const line = async (prefix: string): Promise<string> => {
-    for (;;) {
-      const found = lines.find((l) => l.startsWith(prefix));
-      if (found) return found;
-      const failed = lines.find((l) => l.startsWith('error'));
-      if (failed) throw new Error(`worker failed: ${failed}`);
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`worker exited before printing "${prefix}": ${lines.join(' | ')}`);
-      }
-      await new Promise<void>((resolve) => waiters.push(resolve));
-    }
-  };
-  return { child, line, exited };
-}
+const startWorker = (config: CrashConfig) => startLineWorker(worker, config);
 
 describe('transactional mode, crashes', { timeout: 60_000 }, () => {
   let pool: pg.Pool;
