@@ -222,3 +222,15 @@ describe('response helpers', () => {
     });
   });
 });
+
+describe('routeOptionsProblem', () => {
+  it('accepts the route options adapters take from a route, and names what is wrong otherwise', async () => {
+    const { routeOptionsProblem } = await import('./http.ts');
+    assert.equal(routeOptionsProblem({}), undefined);
+    assert.equal(routeOptionsProblem({ required: true, maxExecutionMs: 0 }), undefined);
+    assert.equal(routeOptionsProblem({ required: 'yes' }), 'required must be a boolean');
+    for (const bad of [-1, 1.5, '100', Number.POSITIVE_INFINITY]) {
+      assert.equal(routeOptionsProblem({ maxExecutionMs: bad }), 'maxExecutionMs must be an integer >= 0');
+    }
+  });
+});

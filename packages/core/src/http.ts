@@ -111,6 +111,28 @@ export type HttpDecision =
       clientGone(): void;
     };
 
+/** The names of `HttpRouteOptions`, for adapters that read them from a route's own config. */
+export const HTTP_ROUTE_KEYS: readonly (keyof HttpRouteOptions)[] = Object.freeze([
+  'required',
+  'maxExecutionMs',
+]);
+
+/**
+ * What is wrong with a route's options, or `undefined`: the one check every adapter that takes them
+ * from a route (Fastify's route config, Nest's decorator) makes when the route is registered.
+ * @example
+ * const problem = routeOptionsProblem(route.config.idempotency);
+ */
+export function routeOptionsProblem(route: { [K in keyof HttpRouteOptions]?: unknown }): string | undefined {
+  if (route.required !== undefined && typeof route.required !== 'boolean')
+    return 'required must be a boolean';
+  const bound = route.maxExecutionMs;
+  if (bound !== undefined && !(typeof bound === 'number' && Number.isSafeInteger(bound) && bound >= 0)) {
+    return 'maxExecutionMs must be an integer >= 0';
+  }
+  return undefined;
+}
+
 /** Why a `respond` decision answers without running the handler. */
 export type RespondReason = 'replayed' | OncelyErrorCode;
 

@@ -19,6 +19,7 @@ export {
   connectionOptions,
   HOP_BY_HOP,
   HTTP_DEFAULTS,
+  HTTP_ROUTE_KEYS,
   type HttpDecision,
   type HttpIdempotency,
   type HttpIdempotencyOptions,
@@ -30,6 +31,7 @@ export {
   problemResponse,
   type RespondReason,
   replayResponse,
+  routeOptionsProblem,
   storableResponse,
 } from './http.ts';
 export {

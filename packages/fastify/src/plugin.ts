@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import {
   bodyAllowed,
+  HTTP_ROUTE_KEYS,
   type HttpDecision,
   type HttpIdempotencyOptions,
   type HttpResponse,
@@ -18,6 +19,7 @@ import {
   headerPairs,
   httpIdempotency,
   OncelyError,
+  routeOptionsProblem,
   splitTarget,
 } from '@oncely/core';
 import { clientSignal } from '@oncely/core/node';
@@ -111,10 +113,8 @@ const plugin: FastifyPluginAsync<FastifyIdempotencyOptions> = async (fastify, op
     const valid =
       typeof config === 'object' &&
       config !== null &&
-      Object.keys(config).every((name) => name === 'required' || name === 'maxExecutionMs') &&
-      (config.required === undefined || typeof config.required === 'boolean') &&
-      (config.maxExecutionMs === undefined ||
-        (Number.isSafeInteger(config.maxExecutionMs) && config.maxExecutionMs >= 0));
+      Object.keys(config).every((name) => (HTTP_ROUTE_KEYS as readonly string[]).includes(name)) &&
+      routeOptionsProblem(config) === undefined;
     if (!valid) {
       throw new OncelyError(
         'ERR_ONCELY_INVALID_OPTION',

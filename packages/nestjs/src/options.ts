@@ -6,7 +6,12 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ExecutionContext } from '@nestjs/common';
-import { type CachePolicy, type HttpIdempotencyOptions, OncelyError } from '@oncely/core';
+import {
+  type CachePolicy,
+  type HttpIdempotencyOptions,
+  OncelyError,
+  routeOptionsProblem,
+} from '@oncely/core';
 
 /**
  * The request as the platform hands it to guards and interceptors: Express's `Request` or Fastify's
@@ -129,14 +134,9 @@ export function checkRouteOptions(options: IdempotentOptions | false): Idempoten
     if (!ROUTE_KEYS.has(name))
       invalid(`@Idempotent(): unknown option "${name}" (one of ${[...ROUTE_KEYS].join(', ')})`);
   }
-  if (options.required !== undefined && typeof options.required !== 'boolean')
-    invalid('@Idempotent(): required must be a boolean');
+  const problem = routeOptionsProblem(options);
+  if (problem) invalid(`@Idempotent(): ${problem}`);
   if (options.scope !== undefined && typeof options.scope !== 'function')
     invalid('@Idempotent(): scope must be a function of the request and the execution context');
-  if (
-    options.maxExecutionMs !== undefined &&
-    (!Number.isSafeInteger(options.maxExecutionMs) || options.maxExecutionMs < 0)
-  )
-    invalid('@Idempotent(): maxExecutionMs must be an integer >= 0');
   return Object.freeze({ ...options });
 }
