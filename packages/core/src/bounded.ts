@@ -34,6 +34,10 @@ export function bounded<T>(call: Promise<T>, ms: number, operation: string): Pro
   });
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A wait that never keeps the process alive: background clean-up gives way to a shutdown. */
+export function backgroundSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
 }

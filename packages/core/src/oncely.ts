@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { bounded, StoreTimeoutError } from './bounded.ts';
+import { backgroundSleep, bounded, StoreTimeoutError } from './bounded.ts';
 import { cachePredicate } from './cache-policy.ts';
 import { OncelyError } from './errors.ts';
 import type { OncelyEvent, StoreOperation } from './events.ts';
@@ -562,14 +562,6 @@ export function createOncely(options: OncelyOptions): Oncely {
   }
 
   return { begin, run, drain, options: opts };
-}
-
-/** A wait that never keeps the process alive: background clean-up gives way to a shutdown. */
-function backgroundSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    (timer as { unref?: () => void }).unref?.();
-  });
 }
 
 /** Codes of a store that cannot be reached, as opposed to one that answered with an error. */
