@@ -3,11 +3,11 @@
  * never proxied. With a prefix every path under it is the gateway's; with none, only the two.
  */
 
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { plainProblem, type Store } from '@oncely/core';
 import { writeResponse as send } from '@oncely/core/node';
 import type { GatewayMetrics } from './metrics.ts';
+import { probeStore, type StoreCheck } from './store-probe.ts';
 
 /** The admin paths, under the prefix: liveness, readiness (and its older name), metrics. */
 const ENDPOINTS: ReadonlySet<string> = new Set(['/livez', '/readyz', '/healthz', '/metrics']);
@@ -22,12 +22,6 @@ export interface AdminOptions {
   healthTimeoutMs: number;
 }
 
-/** What the health check found: `ok`, `degraded` (reachable, cannot write) or `unavailable`. */
-type StoreCheck =
-  | { status: 'ok' }
-  | { status: 'degraded'; detail: string }
-  | { status: 'unavailable'; error: string };
-
 export interface Admin {
   /** True for the paths the gateway serves itself. */
   owns(path: string): boolean;
@@ -36,30 +30,7 @@ export interface Admin {
 
 /** The admin endpoints of one gateway. */
 export function adminEndpoints({ prefix, metrics, store, clock, healthTimeoutMs }: AdminOptions): Admin {
-  /**
-   * The store answers a `get` of a random id within `healthTimeoutMs`: it is reachable and working.
-   * A store with `health()` is then asked, within the same time, whether it can write: one that
-   * answers reads but cannot write (a SQLite file whose lock another process holds) is degraded.
-   */
-  async function checkStore(): Promise<StoreCheck> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${healthTimeoutMs} ms`)), healthTimeoutMs);
-    });
-    const probe = async (): Promise<StoreCheck> => {
-      await store.get({ id: randomBytes(32).toString('hex'), now: clock() });
-      const health = await store.health?.();
-      if (health === undefined || health.writable) return { status: 'ok' };
-      return { status: 'degraded', detail: health.detail ?? 'the store cannot take writes' };
-    };
-    try {
-      return await Promise.race([probe(), timeout]);
-    } catch (error) {
-      return { status: 'unavailable', error: error instanceof Error ? error.message : String(error) };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const checkStore = (): Promise<StoreCheck> => probeStore(store, { timeoutMs: healthTimeoutMs, now: clock });
 
   return {
     owns(path) {

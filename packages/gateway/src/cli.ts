@@ -14,6 +14,7 @@ import { createGateway, type GatewayLogEntry } from './gateway.ts';
 import { checkHelp, demoHelp, keysHelp, mainHelp, proxyHelp } from './help.ts';
 import { listKeys, NotSupportedError, purgeExpiredKeys, showKey } from './keys.ts';
 import { type OpenedStore, openStore } from './store-from-url.ts';
+import { probeStore } from './store-probe.ts';
 import { describeStore } from './store-spec.ts';
 import { formatDuration, formatSize } from './units.ts';
 
@@ -398,29 +399,17 @@ async function keys(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 /**
- * Ask the store for a record that does not exist until it answers or `waitMs` passed; the reason of
- * the last failure, or `undefined` once it answered.
+ * Probe the store (healthz's probe, each attempt within 2 s) until it answers or `waitMs` passed;
+ * the reason of the last failure, or `undefined` once it answered. A store that answers but cannot
+ * write yet (a SQLite lock) is up: healthz says degraded.
  */
 async function storeUnavailable(store: Store, waitMs: number): Promise<string | undefined> {
   const deadline = Date.now() + waitMs;
-  let last = 'no answer';
   for (;;) {
-    const left = deadline - Date.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        store.get({ id: '0'.repeat(64), now: Date.now() }),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('no answer')), Math.max(1, Math.min(2000, left)));
-        }),
-      ]);
-      return undefined;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    } finally {
-      clearTimeout(timer);
-    }
-    if (Date.now() + 250 >= deadline) return last;
+    const timeoutMs = Math.max(1, Math.min(2000, deadline - Date.now()));
+    const check = await probeStore(store, { timeoutMs, now: Date.now });
+    if (check.status !== 'unavailable') return undefined;
+    if (Date.now() + 250 >= deadline) return check.error;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
