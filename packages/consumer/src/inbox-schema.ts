@@ -3,6 +3,7 @@
  * that apply migrations with their own tool; `inbox().migrate()` applies the same DDL itself, safely
  * from many processes at once.
  */
+import { migrationStatement as sharedMigration } from '@oncely/core/internal';
 import type { TableName } from './table-name.ts';
 
 /**
@@ -35,29 +36,15 @@ export function inboxDdl(table: TableName): string {
 }
 
 /**
- * One statement that creates the table and index if missing, safe to run from many processes at
- * once: concurrent `CREATE TABLE IF NOT EXISTS` can fail on a catalog unique index, so a
- * transaction-scoped advisory lock (the same one `@oncely/postgres` takes) makes migrations take
- * turns; the DO block is one statement, so its commit or rollback releases the lock. The index is
- * created only when missing, because `CREATE INDEX IF NOT EXISTS` takes a SHARE lock on the table
- * even when the index exists, which would queue every delivery behind each deploy's migration.
+ * `migrate()`'s one statement: table and retention index when missing (core's
+ * `migrationStatement`), under the same advisory lock as `@oncely/postgres`'s migration.
  */
 export function migrationStatement(table: TableName): string {
-  // Identifiers are validated by parseTableName (no quotes, no dollar signs), so they are safe inside
-  // the dollar-quoted body and in the string literals below.
-  return `DO $oncely$
-BEGIN
-  PERFORM pg_advisory_xact_lock(hashtextextended('oncely.migrate', 0));
-  ${createTable(table).replaceAll('\n', '\n  ')}
-  IF NOT EXISTS (
-    SELECT 1 FROM pg_class
-    WHERE relname = '${table.receivedIndex}'
-      AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = '${table.sql}'::regclass)
-  ) THEN
-    ${createIndex(table, 'CREATE INDEX')}
-  END IF;
-END
-$oncely$`;
+  return sharedMigration({
+    lock: 'oncely.migrate',
+    createTable: createTable(table),
+    indexes: [{ name: table.index('received_at'), create: createIndex(table, 'CREATE INDEX') }],
+  });
 }
 
 export interface InboxStatements {

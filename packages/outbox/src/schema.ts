@@ -3,6 +3,7 @@
  * migrations with their own tool; `outbox.migrate(pool)` applies the same DDL itself, safely from many
  * processes at once.
  */
+import { migrationStatement as sharedMigration } from '@oncely/core/internal';
 import type { TableName } from './table-name.ts';
 
 /**
@@ -72,27 +73,11 @@ export function schemaSql(table: TableName): string {
   return `${tableDdl(table)}\n${indexes.join('\n')}\n`;
 }
 
-/**
- * One statement that creates the table and indexes if missing, safe to run from many processes at once.
- *
- * Concurrent `CREATE TABLE IF NOT EXISTS` is not safe on its own: two sessions can both find no table
- * and the second fails on a catalog unique index. A transaction-scoped advisory lock makes migrations
- * take turns; the DO block is one statement, hence one transaction, so the lock is released by its
- * commit or rollback. Indexes are created only when missing, not with `CREATE INDEX IF NOT EXISTS`
- * alone: that takes a SHARE lock on the table even when the index exists, which would queue every
- * producer's `add()` behind each deploy's `migrate()`.
- */
+/** `migrate()`'s one statement: table and indexes when missing (core's `migrationStatement`). */
 export function migrationStatement(table: TableName): string {
-  // Identifiers are validated by parseTableName (no quotes, no dollar signs), so they are safe inside
-  // the dollar-quoted body and in the string literals below.
-  const indexes = indexDdl(table)
-    .map(({ name, create }) => `  IF to_regclass('${name}') IS NULL THEN\n    ${create}\n  END IF;`)
-    .join('\n');
-  return `DO $oncely$
-BEGIN
-  PERFORM pg_advisory_xact_lock(hashtextextended('oncely.outbox.migrate', 0));
-  ${tableDdl(table).replaceAll('\n', '\n  ')}
-${indexes}
-END
-$oncely$`;
+  return sharedMigration({
+    lock: 'oncely.outbox.migrate',
+    createTable: tableDdl(table),
+    indexes: indexDdl(table),
+  });
 }

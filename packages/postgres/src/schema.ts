@@ -3,7 +3,9 @@
  * migrations with their own tool; `store.migrate()` applies the same DDL itself, safely from many
  * processes at once.
  */
+
 import { OncelyError } from '@oncely/core';
+import { migrationStatement as sharedMigration } from '@oncely/core/internal';
 import { POSTGRES_DEFAULTS } from './store-options.ts';
 import { parseTableName, type TableName } from './table-name.ts';
 
@@ -54,32 +56,11 @@ export function postgresSchema(options: { table?: string } = {}): string {
   return tableDdl(table);
 }
 
-/**
- * One statement that creates the table and index if missing, safe to run from many processes at once.
- *
- * Concurrent `CREATE TABLE IF NOT EXISTS` is not safe on its own: two sessions can both find no table
- * and the second fails on a catalog unique index (`pg_type_typname_nsp_index`). A transaction-scoped
- * advisory lock makes migrations take turns; the DO block is one statement, hence one transaction,
- * so the lock is released by its commit or rollback, and the statement runs over any protocol.
- *
- * The index is created only when missing, not with `CREATE INDEX IF NOT EXISTS` alone: that takes a
- * SHARE lock on the table even when the index exists, which waits for every write in flight and
- * queues every new acquire behind it, on each deploy that runs `migrate()`.
- */
+/** `migrate()`'s one statement: table and sweeper index when missing (core's `migrationStatement`). */
 export function migrationStatement(table: TableName): string {
-  // Identifiers are validated by parseTableName (no quotes, no dollar signs), so they are safe inside
-  // the dollar-quoted body and in the string literals below.
-  return `DO $oncely$
-BEGIN
-  PERFORM pg_advisory_xact_lock(hashtextextended('oncely.migrate', 0));
-  ${createTable(table).replaceAll('\n', '\n  ')}
-  IF NOT EXISTS (
-    SELECT 1 FROM pg_class
-    WHERE relname = '${table.expiresIndex}'
-      AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = '${table.sql}'::regclass)
-  ) THEN
-    ${createIndex(table, 'CREATE INDEX')}
-  END IF;
-END
-$oncely$`;
+  return sharedMigration({
+    lock: 'oncely.migrate',
+    createTable: createTable(table),
+    indexes: [{ name: table.index('expires_at'), create: createIndex(table, 'CREATE INDEX') }],
+  });
 }
